@@ -1,0 +1,309 @@
+"""Simulate a whole 4D-STEM scan from a sample model, with exact ground truth.
+
+A :class:`SampleModel` says, for every scan position, which crystal components are hit, with which weight and
+which deformation; :class:`Acquisition` says how the microscope and the camera record them. :func:`simulate`
+renders the scan in vectorised batches.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from ..calibration import Calibration
+from .crystal import ZoneReflections
+from .optics import disk_radius_inv_angstrom
+from .render import BackgroundBatch, DetectorModel, DiskBatch, detect_counts, render_background, render_disks
+from .truth import TRUTH_DTYPE, ScanTruth
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """Microscope, scan and camera settings.
+
+    Attributes
+    ----------
+    scan_shape : (int, int)
+        ``(Rx, Ry)`` scan positions.
+    pattern_shape : (int, int)
+        ``(Qx, Qy)`` detector pixels.
+    kv, convergence_mrad : float
+        Accelerating voltage (kV) and probe convergence semi-angle (mrad); they set the disk radius in 1/Å.
+    disk_radius_px : float or None
+        Disk radius on the detector, px; sets the camera length. Default ``min(pattern_shape) / 64``.
+    r_pixel_size : float or None
+        Scan step, nm. ``None`` lets the sample model choose (its field of view divided by the scan size).
+    dose : float
+        Expected electrons per pattern.
+    central_beam_fraction, background_fraction : float
+        Fractions of the dose in the direct beam and in the diffuse background; the rest goes to Bragg disks.
+    drift_px : float
+        Descan: the origin moves by this many px from one corner of the scan to the other (plus a little bow).
+    rotation_deg, ellipticity : float
+        Rotation of the pattern on the detector and elliptical distortion (``0.01`` = 1 % longer along one axis).
+    edge_px : float
+        Softness of the disk edges, px.
+    ripple : float
+        Amplitude of the centrosymmetric structure inside disks (thickness fringes).
+    detector : DetectorModel
+    noise : bool
+        False gives the noise-free expected patterns (float32).
+    seed : int
+    """
+
+    scan_shape: tuple[int, int] = (97, 40)
+    pattern_shape: tuple[int, int] = (256, 256)
+    kv: float = 200.0
+    convergence_mrad: float = 0.7
+    disk_radius_px: float | None = None
+    r_pixel_size: float | None = None
+    dose: float = 1e6
+    central_beam_fraction: float = 0.3
+    background_fraction: float = 0.15
+    drift_px: float = 1.5
+    rotation_deg: float = 0.0
+    ellipticity: float = 0.0
+    edge_px: float = 0.6
+    ripple: float = 0.1
+    detector: DetectorModel = field(default_factory=DetectorModel)
+    noise: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if len(self.scan_shape) != 2 or min(self.scan_shape) < 1:
+            raise ValueError(f"scan_shape must be two positive ints, got {self.scan_shape}")
+        if len(self.pattern_shape) != 2 or min(self.pattern_shape) < 16:
+            raise ValueError(f"pattern_shape must be two ints >= 16, got {self.pattern_shape}")
+        if not self.dose > 0:
+            raise ValueError(f"dose must be > 0 electrons per pattern, got {self.dose}")
+
+    @property
+    def radius_px(self) -> float:
+        """Disk radius in px."""
+        return float(self.disk_radius_px or min(self.pattern_shape) / 64)
+
+    @property
+    def q_pixel_size(self) -> float:
+        """Detector pixel size in 1/Å implied by the optics and the disk radius."""
+        return disk_radius_inv_angstrom(self.kv, self.convergence_mrad) / self.radius_px
+
+    def distortion(self) -> np.ndarray:
+        """2x2 map from ideal to recorded detector coordinates (rotation and ellipticity), (qx, qy) frame."""
+        t = np.radians(self.rotation_deg)
+        rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+        ell = np.diag([1 + self.ellipticity / 2, 1 - self.ellipticity / 2])
+        return rot @ ell
+
+
+@dataclass
+class SampleModel:
+    """What the probe sees at each scan position.
+
+    Attributes
+    ----------
+    components : list of ZoneReflections
+        Crystal components (reflections in 1/Å of the unstrained crystal, detector frame).
+    component_names : list of str
+    weights : ndarray, shape (Rx, Ry, C)
+        Share of the diffracted signal given to each component (0 = absent).
+    deformation : ndarray, shape (Rx, Ry, C, 2, 2)
+        Real-space deformation gradient of each component relative to its unstrained crystal, (qx, qy) frame.
+    strain : ndarray, shape (Rx, Ry, 4)
+        Truth e_xx, e_yy, e_xy, theta reported for the position (relative to the reference crystal).
+    phase : ndarray of int, shape (Rx, Ry)
+    phase_names : list of str
+    tilt : ndarray, shape (Rx, Ry, 2)
+        Local mistilt (1/Å offset of the Laue circle centre); weakens reflections with ``g . tilt`` large.
+    thickness : ndarray, shape (Rx, Ry)
+        Relative thickness; modulates reflection intensities like thickness fringes.
+    virtual_contrast : ndarray, shape (Rx, Ry)
+        Multiplier of the diffracted fraction (e.g. SiGe scatters more than Si).
+    field_of_view_nm : float
+        Extent of the scan along rx, nm (sets the scan step when Acquisition.r_pixel_size is None).
+    name : str
+    """
+
+    components: list[ZoneReflections]
+    component_names: list[str]
+    weights: np.ndarray
+    deformation: np.ndarray
+    strain: np.ndarray
+    phase: np.ndarray
+    phase_names: list[str]
+    tilt: np.ndarray
+    thickness: np.ndarray
+    virtual_contrast: np.ndarray
+    field_of_view_nm: float
+    name: str = "sample"
+
+
+@dataclass
+class SimulatedScan:
+    """A simulated scan: the py4DSTEM DataCube and its exact truth."""
+
+    datacube: object  # py4DSTEM.DataCube
+    truth: ScanTruth
+
+    @property
+    def data(self) -> np.ndarray:
+        """The 4D array ``(Rx, Ry, Qx, Qy)``."""
+        return self.datacube.data
+
+
+def smooth_field(shape: tuple[int, int], rng: np.random.Generator, scale: float, amplitude: float) -> np.ndarray:
+    """A smooth random field of the given shape (a few long-wavelength cosines), mean 0, peak ~``amplitude``."""
+    rx, ry = np.meshgrid(np.linspace(0, 1, shape[0]), np.linspace(0, 1, shape[1]), indexing="ij")
+    out = np.zeros(shape)
+    for _ in range(3):
+        k = rng.normal(0, scale, 2)
+        out += np.cos(2 * np.pi * (k[0] * rx + k[1] * ry) + rng.uniform(0, 2 * np.pi))
+    return amplitude * out / 3
+
+
+def _position_disks(sample: SampleModel, acq: Acquisition, rx: int, ry: int, origin: np.ndarray, dist: np.ndarray):
+    """Disk centres (px), expected electrons and labels at one scan position."""
+    qpix = acq.q_pixel_size
+    half_diag = 0.5 * np.hypot(*acq.pattern_shape) + 2 * acq.radius_px
+    rows = []
+    frac_bragg = (1 - acq.central_beam_fraction - acq.background_fraction) * sample.virtual_contrast[rx, ry]
+    tilt = sample.tilt[rx, ry]
+    thick = sample.thickness[rx, ry]
+    for c, refl in enumerate(sample.components):
+        w = sample.weights[rx, ry, c]
+        if w <= 0:
+            continue
+        finv_t = np.linalg.inv(sample.deformation[rx, ry, c]).T  # reciprocal vectors transform with F^-T
+        g = refl.g[1:] @ finv_t.T
+        centres = (g / qpix) @ dist.T + origin
+        ok = np.all(np.abs(centres - origin) < half_diag, axis=1)
+        gl = np.linalg.norm(g, axis=1)
+        excite = 0.25 + 0.75 * np.exp(-0.5 * ((g @ tilt) / 0.02) ** 2)
+        fringe = 0.7 + 0.3 * np.cos(2 * np.pi * gl * thick * 3.0)
+        inten = refl.f2[1:] * excite * fringe
+        rows.append((centres[ok], inten[ok] * w, refl.hkl[1:][ok], np.full(ok.sum(), c)))
+    centres = np.concatenate([r[0] for r in rows]) if rows else np.zeros((0, 2))
+    inten = np.concatenate([r[1] for r in rows]) if rows else np.zeros(0)
+    hkl = np.concatenate([r[2] for r in rows]) if rows else np.zeros((0, 3), int)
+    comp = np.concatenate([r[3] for r in rows]) if rows else np.zeros(0, int)
+    if inten.sum() > 0:
+        inten = inten / inten.sum() * frac_bragg * acq.dose
+    # the direct beam first
+    centres = np.vstack([origin[None], centres])
+    inten = np.concatenate([[acq.central_beam_fraction * acq.dose], inten])
+    hkl = np.vstack([np.zeros((1, 3), int), hkl])
+    comp = np.concatenate([[-1], comp])
+    return centres, inten, hkl, comp
+
+
+def simulate(sample: SampleModel, acq: Acquisition, *, batch_size: int = 64, progress: bool = False) -> SimulatedScan:
+    """Render every pattern of the scan and collect the truth.
+
+    Parameters
+    ----------
+    sample : SampleModel
+    acq : Acquisition
+    batch_size : int
+        Patterns rendered per vectorised batch (memory ~ batch_size * Qx * Qy * 24 bytes).
+    progress : bool
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    SimulatedScan
+    """
+    import py4DSTEM
+    from tqdm.auto import tqdm
+
+    Rx, Ry = acq.scan_shape
+    H, W = acq.pattern_shape
+    rng = np.random.default_rng(acq.seed)
+    dist = acq.distortion()
+    fx, fy = np.meshgrid(np.linspace(-0.5, 0.5, Rx), np.linspace(-0.5, 0.5, Ry), indexing="ij")
+    drift_dir = rng.normal(size=2)
+    drift_dir /= np.linalg.norm(drift_dir)
+    centre = np.array([(H - 1) / 2, (W - 1) / 2]) + rng.uniform(-1, 1, 2)
+    origin = (
+        centre
+        + acq.drift_px * (fx[..., None] * drift_dir[0] + fy[..., None] * drift_dir[1]) * np.array([1.0, 0.7])
+        + 0.3 * acq.drift_px * (fx**2 - fy**2)[..., None]
+    )
+    R = acq.radius_px
+    out_dtype = np.float32 if not acq.noise else (np.uint16 if acq.detector.bits <= 16 else np.uint32)
+    data = np.zeros((Rx, Ry, H, W), dtype=out_dtype)
+    truth_rows = []
+    positions = [(i, j) for i in range(Rx) for j in range(Ry)]
+    bar = tqdm(total=len(positions), desc="simulate", unit="pattern", disable=not progress)
+    for start in range(0, len(positions), batch_size):
+        chunk = positions[start : start + batch_size]
+        per = [_position_disks(sample, acq, i, j, origin[i, j], dist) for (i, j) in chunk]
+        D = max(len(p[1]) for p in per)
+        B = len(chunk)
+        qx = np.full((B, D), np.nan)
+        qy = np.full((B, D), np.nan)
+        wt = np.zeros((B, D))
+        for b, (c, inten, _, _) in enumerate(per):
+            qx[b, : len(inten)] = c[:, 0]
+            qy[b, : len(inten)] = c[:, 1]
+            wt[b, : len(inten)] = inten
+        ripple = np.full((B, D), acq.ripple)
+        ripple[:, 0] = 0.0  # the direct beam is the probe: flat
+        disks = DiskBatch(
+            qx=qx, qy=qy, weight=wt, radius=np.full(B, R), edge=np.full(B, acq.edge_px), ripple=ripple,
+            ripple_period=np.full((B, D), max(R, 2.0)), shape_matrix=np.broadcast_to(dist, (B, 2, 2)).copy(),
+        )
+        bg = BackgroundBatch(
+            origin=np.array([origin[i, j] for (i, j) in chunk]),
+            weight=np.full(B, acq.background_fraction * acq.dose),
+            decay=np.full(B, 0.25 * min(H, W)),
+            ring_fraction=np.full(B, 0.3),
+            ring_radius=np.full(B, 0.3 * min(H, W)),
+            ring_width=np.full(B, 0.05 * min(H, W)),
+        )
+        bg_img = render_background(bg, (H, W))
+        expected = render_disks(disks, (H, W)) + bg_img
+        counts = detect_counts(expected, acq.detector, rng, noise=acq.noise)
+        for b, (i, j) in enumerate(chunk):
+            data[i, j] = counts[b]
+            c, inten, hkl, comp = per[b]
+            on = (c[:, 0] >= -0.5) & (c[:, 0] < H - 0.5) & (c[:, 1] >= -0.5) & (c[:, 1] < W - 0.5)
+            rows = np.zeros(int(on.sum()), dtype=TRUTH_DTYPE)
+            rows["rx"], rows["ry"] = i, j
+            rows["qx"], rows["qy"] = c[on, 0], c[on, 1]
+            rows["intensity"] = inten[on]
+            peak = inten[on] / (np.pi * R * R)
+            ix = np.clip(np.round(c[on, 0]).astype(int), 0, H - 1)
+            iy = np.clip(np.round(c[on, 1]).astype(int), 0, W - 1)
+            back = bg_img[b, ix, iy]
+            rows["snr"] = peak / np.sqrt(peak + back + 1e-12)
+            rows["h"], rows["k"], rows["l"] = hkl[on, 0], hkl[on, 1], hkl[on, 2]
+            rows["component"] = comp[on]
+            truth_rows.append(rows)
+        bar.update(B)
+    bar.close()
+    disks_all = np.concatenate(truth_rows)
+    counts_per = np.array([len(r) for r in truth_rows])
+    offsets = np.concatenate([[0], np.cumsum(counts_per)])
+    qpix = acq.q_pixel_size
+    main = sample.components[0]
+    lattice = np.zeros((Rx, Ry, 2, 2))
+    for i in range(Rx):
+        for j in range(Ry):
+            finv_t = np.linalg.inv(sample.deformation[i, j, 0]).T
+            lattice[i, j] = ((main.basis @ finv_t.T) / qpix) @ dist.T
+    r_pix = acq.r_pixel_size or sample.field_of_view_nm / Rx
+    cal = Calibration(q_pixel_size=float(qpix), r_pixel_size=float(r_pix), q_pixel_units="A^-1", r_pixel_units="nm")
+    dc = py4DSTEM.DataCube(data=data, name=sample.name)
+    cal.apply_to(dc.calibration)
+    truth = ScanTruth(
+        scan_shape=(Rx, Ry), pattern_shape=(H, W), disks=disks_all, offsets=offsets, origin=origin,
+        lattice=lattice, strain=sample.strain.copy(), phase=sample.phase.copy(), phase_names=list(sample.phase_names),
+        component_names=list(sample.component_names), disk_radius=R, calibration=cal,
+        meta={"sample": sample.name, "acquisition": {k: v for k, v in acq.__dict__.items() if k != "detector"},
+              "detector": acq.detector.__dict__},
+    )
+    return SimulatedScan(datacube=dc, truth=truth)
+
+
+def with_options(acq: Acquisition, **changes) -> Acquisition:
+    """Copy of ``acq`` with some fields changed (a thin wrapper of ``dataclasses.replace``)."""
+    return replace(acq, **changes)
