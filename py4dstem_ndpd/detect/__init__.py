@@ -1,0 +1,1 @@
+"""The neural disk detector: preprocessing, model loading, batched inference, DFL decoding (torch)."""
