@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..calibration import Calibration
+from ..exceptions import ConfigError
 from .crystal import ZoneReflections
 from .optics import disk_radius_inv_angstrom
 from .render import BackgroundBatch, DetectorModel, DiskBatch, detect_counts, render_background, render_disks
@@ -160,42 +161,70 @@ def smooth_field(shape: tuple[int, int], rng: np.random.Generator, scale: float,
     return amplitude * out / 3
 
 
-def _position_disks(sample: SampleModel, acq: Acquisition, rx: int, ry: int, origin: np.ndarray, dist: np.ndarray):
-    """Disk centres (px), expected electrons and labels at one scan position."""
+def _batch_disks(sample: SampleModel, acq: Acquisition, rx: np.ndarray, ry: np.ndarray, origin: np.ndarray,
+                 dist: np.ndarray):
+    """Disk centres (px), expected electrons and labels at ``B`` scan positions at once.
+
+    Parameters
+    ----------
+    rx, ry : ndarray of int, shape (B,)
+        Scan positions.
+    origin : ndarray, shape (B, 2)
+        Direct-beam position at each, px.
+    dist : ndarray, shape (2, 2)
+        Detector distortion (:meth:`Acquisition.distortion`).
+
+    Returns
+    -------
+    centres : ndarray, shape (B, D, 2)
+        Disk centres (qx, qy), px; slot 0 is the direct beam, then the reflections of every component in order.
+    inten : ndarray, shape (B, D)
+        Expected electrons (0 where ``valid`` is False).
+    valid : ndarray of bool, shape (B, D)
+        The disk exists at that position (component present, centre near the detector).
+    hkl : ndarray of int, shape (D, 3)
+    comp : ndarray of int, shape (D,)
+        Component index, -1 for the direct beam.
+    """
+    B = len(rx)
     qpix = acq.q_pixel_size
     half_diag = 0.5 * np.hypot(*acq.pattern_shape) + 2 * acq.radius_px
-    rows = []
     frac_bragg = (1 - acq.central_beam_fraction - acq.background_fraction) * sample.virtual_contrast[rx, ry]
-    tilt = sample.tilt[rx, ry]
-    thick = sample.thickness[rx, ry]
+    tilt = sample.tilt[rx, ry]  # (B, 2)
+    thick = sample.thickness[rx, ry]  # (B,)
+    centres, inten, valid, hkl, comp = [origin[:, None, :]], [], [], [np.zeros((1, 3), int)], [np.array([-1])]
     for c, refl in enumerate(sample.components):
-        w = sample.weights[rx, ry, c]
-        if w <= 0:
-            continue
-        finv_t = np.linalg.inv(sample.deformation[rx, ry, c]).T  # reciprocal vectors transform with F^-T
-        g = refl.g[1:] @ finv_t.T
-        centres = (g / qpix) @ dist.T + origin
-        ok = np.all(np.abs(centres - origin) < half_diag, axis=1)
-        gl = np.linalg.norm(g, axis=1)
-        excite = 0.25 + 0.75 * np.exp(-0.5 * ((g @ tilt) / 0.02) ** 2)
-        fringe = 0.7 + 0.3 * np.cos(2 * np.pi * gl * thick * 3.0)
-        inten = refl.f2[1:] * excite * fringe
-        rows.append((centres[ok], inten[ok] * w, refl.hkl[1:][ok], np.full(ok.sum(), c)))
-    centres = np.concatenate([r[0] for r in rows]) if rows else np.zeros((0, 2))
-    inten = np.concatenate([r[1] for r in rows]) if rows else np.zeros(0)
-    hkl = np.concatenate([r[2] for r in rows]) if rows else np.zeros((0, 3), int)
-    comp = np.concatenate([r[3] for r in rows]) if rows else np.zeros(0, int)
-    if inten.sum() > 0:
-        inten = inten / inten.sum() * frac_bragg * acq.dose
-    # the direct beam first
-    centres = np.vstack([origin[None], centres])
-    inten = np.concatenate([[acq.central_beam_fraction * acq.dose], inten])
-    hkl = np.vstack([np.zeros((1, 3), int), hkl])
-    comp = np.concatenate([[-1], comp])
-    return centres, inten, hkl, comp
+        w = sample.weights[rx, ry, c]  # (B,)
+        F = sample.deformation[rx, ry, c]  # (B, 2, 2)
+        g = np.einsum("kj,bji->bki", refl.g[1:], np.linalg.inv(F))  # reciprocal vectors transform with F^-T
+        cen = (g / qpix) @ dist.T + origin[:, None, :]  # (B, K, 2)
+        ok = np.all(np.abs(cen - origin[:, None, :]) < half_diag, axis=2) & (w > 0)[:, None]
+        gl = np.linalg.norm(g, axis=2)
+        excite = 0.25 + 0.75 * np.exp(-0.5 * (np.einsum("bkj,bj->bk", g, tilt) / 0.02) ** 2)
+        fringe = 0.7 + 0.3 * np.cos(2 * np.pi * gl * thick[:, None] * 3.0)
+        centres.append(cen)
+        inten.append(np.where(ok, refl.f2[None, 1:] * excite * fringe * w[:, None], 0.0))
+        valid.append(ok)
+        hkl.append(refl.hkl[1:])
+        comp.append(np.full(len(refl.g) - 1, c))
+    bragg = np.concatenate(inten, axis=1) if inten else np.zeros((B, 0))
+    total = bragg.sum(axis=1, keepdims=True)
+    scale = np.divide(frac_bragg[:, None] * acq.dose, total, out=np.ones_like(total), where=total > 0)
+    bragg = bragg * scale
+    inten = np.concatenate([np.full((B, 1), acq.central_beam_fraction * acq.dose), bragg], axis=1)
+    valid = np.concatenate([np.ones((B, 1), bool)] + valid, axis=1)
+    return np.concatenate(centres, axis=1), inten, valid, np.concatenate(hkl), np.concatenate(comp)
 
 
-def simulate(sample: SampleModel, acq: Acquisition, *, batch_size: int = 64, progress: bool = False) -> SimulatedScan:
+def _noise_generators(seed: int, flat_index: np.ndarray) -> list[np.random.Generator]:
+    """One independent generator per scan position (noise depends on seed and position, not on batching)."""
+    return [np.random.default_rng([seed, _NOISE_STREAM, int(k)]) for k in flat_index]
+
+
+_NOISE_STREAM = 0x6E6F697365  # separates the per-pattern noise streams from the sample-model streams
+
+
+def simulate(sample: SampleModel, acq: Acquisition, *, batch_size: int = 32, progress: bool = False) -> SimulatedScan:
     """Render every pattern of the scan and collect the truth.
 
     Parameters
@@ -203,7 +232,9 @@ def simulate(sample: SampleModel, acq: Acquisition, *, batch_size: int = 64, pro
     sample : SampleModel
     acq : Acquisition
     batch_size : int
-        Patterns rendered per vectorised batch (memory ~ batch_size * Qx * Qy * 24 bytes).
+        Patterns rendered per vectorised batch (memory ~ batch_size * Qx * Qy * 16 bytes). The result does not
+        depend on it: the Poisson noise of each pattern has its own generator, seeded by ``acq.seed`` and the
+        scan position.
     progress : bool
         Show a tqdm progress bar.
 
@@ -214,6 +245,8 @@ def simulate(sample: SampleModel, acq: Acquisition, *, batch_size: int = 64, pro
     import py4DSTEM
     from tqdm.auto import tqdm
 
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1 pattern, got {batch_size}")
     Rx, Ry = acq.scan_shape
     H, W = acq.pattern_shape
     rng = np.random.default_rng(acq.seed)
@@ -229,30 +262,28 @@ def simulate(sample: SampleModel, acq: Acquisition, *, batch_size: int = 64, pro
     )
     R = acq.radius_px
     out_dtype = np.float32 if not acq.noise else (np.uint16 if acq.detector.bits <= 16 else np.uint32)
-    data = np.zeros((Rx, Ry, H, W), dtype=out_dtype)
+    data = np.empty((Rx, Ry, H, W), dtype=out_dtype)
+    frames = data.reshape(Rx * Ry, H, W)
     truth_rows = []
-    positions = [(i, j) for i in range(Rx) for j in range(Ry)]
-    bar = tqdm(total=len(positions), desc="simulate", unit="pattern", disable=not progress)
-    for start in range(0, len(positions), batch_size):
-        chunk = positions[start : start + batch_size]
-        per = [_position_disks(sample, acq, i, j, origin[i, j], dist) for (i, j) in chunk]
-        D = max(len(p[1]) for p in per)
-        B = len(chunk)
-        qx = np.full((B, D), np.nan)
-        qy = np.full((B, D), np.nan)
-        wt = np.zeros((B, D))
-        for b, (c, inten, _, _) in enumerate(per):
-            qx[b, : len(inten)] = c[:, 0]
-            qy[b, : len(inten)] = c[:, 1]
-            wt[b, : len(inten)] = inten
+    counts_per = np.zeros(Rx * Ry, np.int64)
+    n_pos = Rx * Ry
+    bar = tqdm(total=n_pos, desc="simulate", unit="pattern", disable=not progress)
+    for start in range(0, n_pos, batch_size):
+        k = np.arange(start, min(start + batch_size, n_pos))
+        B = len(k)
+        ri, rj = k // Ry, k % Ry
+        org = origin[ri, rj]
+        cen, inten, valid, hkl, comp = _batch_disks(sample, acq, ri, rj, org, dist)
+        D = inten.shape[1]
         ripple = np.full((B, D), acq.ripple)
         ripple[:, 0] = 0.0  # the direct beam is the probe: flat
         disks = DiskBatch(
-            qx=qx, qy=qy, weight=wt, radius=np.full(B, R), edge=np.full(B, acq.edge_px), ripple=ripple,
-            ripple_period=np.full((B, D), max(R, 2.0)), shape_matrix=np.broadcast_to(dist, (B, 2, 2)).copy(),
+            qx=cen[..., 0], qy=cen[..., 1], weight=np.where(valid, inten, 0.0), radius=np.full(B, R),
+            edge=np.full(B, acq.edge_px), ripple=ripple, ripple_period=np.full((B, D), max(R, 2.0)),
+            shape_matrix=np.broadcast_to(dist, (B, 2, 2)),
         )
         bg = BackgroundBatch(
-            origin=np.array([origin[i, j] for (i, j) in chunk]),
+            origin=org,
             weight=np.full(B, acq.background_fraction * acq.dose),
             decay=np.full(B, 0.25 * min(H, W)),
             ring_fraction=np.full(B, 0.3),
@@ -260,36 +291,35 @@ def simulate(sample: SampleModel, acq: Acquisition, *, batch_size: int = 64, pro
             ring_width=np.full(B, 0.05 * min(H, W)),
         )
         bg_img = render_background(bg, (H, W))
-        expected = render_disks(disks, (H, W)) + bg_img
-        counts = detect_counts(expected, acq.detector, rng, noise=acq.noise)
-        for b, (i, j) in enumerate(chunk):
-            data[i, j] = counts[b]
-            c, inten, hkl, comp = per[b]
-            on = (c[:, 0] >= -0.5) & (c[:, 0] < H - 0.5) & (c[:, 1] >= -0.5) & (c[:, 1] < W - 0.5)
-            rows = np.zeros(int(on.sum()), dtype=TRUTH_DTYPE)
-            rows["rx"], rows["ry"] = i, j
-            rows["qx"], rows["qy"] = c[on, 0], c[on, 1]
-            rows["intensity"] = inten[on]
-            peak = inten[on] / (np.pi * R * R)
-            ix = np.clip(np.round(c[on, 0]).astype(int), 0, H - 1)
-            iy = np.clip(np.round(c[on, 1]).astype(int), 0, W - 1)
-            back = bg_img[b, ix, iy]
-            rows["snr"] = peak / np.sqrt(peak + back + 1e-12)
-            rows["h"], rows["k"], rows["l"] = hkl[on, 0], hkl[on, 1], hkl[on, 2]
-            rows["component"] = comp[on]
-            truth_rows.append(rows)
+        # truth: every existing disk whose centre lies on the detector, in C order of (position, slot)
+        on = valid & (cen[..., 0] >= -0.5) & (cen[..., 0] < H - 0.5) & (cen[..., 1] >= -0.5) & (cen[..., 1] < W - 0.5)
+        bi, di = np.nonzero(on)
+        rows = np.zeros(len(bi), dtype=TRUTH_DTYPE)
+        rows["rx"], rows["ry"] = ri[bi], rj[bi]
+        rows["qx"], rows["qy"] = cen[bi, di, 0], cen[bi, di, 1]
+        rows["intensity"] = inten[bi, di]
+        peak = inten[bi, di] / (np.pi * R * R)
+        ix = np.clip(np.round(cen[bi, di, 0]).astype(int), 0, H - 1)
+        iy = np.clip(np.round(cen[bi, di, 1]).astype(int), 0, W - 1)
+        back = bg_img[bi, ix, iy].astype(np.float64)
+        rows["snr"] = peak / np.sqrt(peak + back + 1e-12)
+        rows["h"], rows["k"], rows["l"] = hkl[di, 0], hkl[di, 1], hkl[di, 2]
+        rows["component"] = comp[di]
+        truth_rows.append(rows)
+        counts_per[k] = np.bincount(bi, minlength=B)
+        expected = render_disks(disks, (H, W))
+        expected += bg_img
+        del bg_img
+        rngs = _noise_generators(acq.seed, k) if acq.noise else rng
+        frames[start : start + B] = detect_counts(expected, acq.detector, rngs, noise=acq.noise)
         bar.update(B)
     bar.close()
     disks_all = np.concatenate(truth_rows)
-    counts_per = np.array([len(r) for r in truth_rows])
     offsets = np.concatenate([[0], np.cumsum(counts_per)])
     qpix = acq.q_pixel_size
     main = sample.components[0]
-    lattice = np.zeros((Rx, Ry, 2, 2))
-    for i in range(Rx):
-        for j in range(Ry):
-            finv_t = np.linalg.inv(sample.deformation[i, j, 0]).T
-            lattice[i, j] = ((main.basis @ finv_t.T) / qpix) @ dist.T
+    # g_i' = g_i F^-1 for the main component, then to detector px with the distortion
+    lattice = np.einsum("aj,xyji->xyai", main.basis, np.linalg.inv(sample.deformation[:, :, 0])) / qpix @ dist.T
     r_pix = acq.r_pixel_size or sample.field_of_view_nm / Rx
     cal = Calibration(q_pixel_size=float(qpix), r_pixel_size=float(r_pix), q_pixel_units="A^-1", r_pixel_units="nm")
     dc = py4DSTEM.DataCube(data=data, name=sample.name)

@@ -1,0 +1,179 @@
+"""Domain-randomised diffraction patterns for training the detector.
+
+Each pattern draws, independently: a 2D lattice (random metric, orientation, spacing from touching disks to
+sparse) or none (vacuum: direct beam only), sometimes a second overlapping lattice, disk radius 1.5-20 px at the
+network's resolution (patterns drawn at 512 px are binned 2x2, so 3-25 px native), 5-400 disks, per-reflection
+intensities spanning several decades (faint forbidden-like reflections included), dose 1e2-1e7 electrons,
+16/32-bit counters, diffuse halo and amorphous ring backgrounds, blur, hot/dead pixels, elliptic distortion,
+internal disk structure, and an origin anywhere in the central 60 % (so disks are cut by the edges).
+
+Labels follow ultralytics' convention (pixel ``i`` spans ``[i, i+1)``; boxes normalised, ``class x y w h`` with
+``x`` the column): every disk whose true centre lies on the image and whose integrated SNR is >= ``min_snr``,
+box = its true extent clipped to the image. The SNR used for labelling is the integrated one,
+``N_disk / sqrt(N_disk + N_background_under_disk)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .render import BackgroundBatch, DetectorModel, DiskBatch, detect_counts, render_background, render_disks
+
+
+@dataclass(frozen=True)
+class RandomizationRanges:
+    """Ranges of the domain randomisation (see module docstring). Radii in px at the output resolution."""
+
+    size: int = 256
+    radius: tuple[float, float] = (1.5, 20.0)
+    native_512_fraction: float = 0.25
+    dose: tuple[float, float] = (1e2, 1e7)
+    max_disks: int = 400
+    vacuum_fraction: float = 0.03
+    second_lattice_fraction: float = 0.2
+    min_snr: float = 3.0
+
+
+@dataclass
+class RandomPattern:
+    """One randomised pattern: counts, its normalised network image and labels.
+
+    Attributes
+    ----------
+    counts : ndarray (S, S)
+        Detector counts (uint16/uint32) at the output resolution.
+    centres : ndarray (K, 2)
+        True centres (qx row, qy column) of labelled disks, px (py4DSTEM convention).
+    radius : float
+        Disk radius, px.
+    boxes : ndarray (K, 4)
+        YOLO labels ``x_center, y_center, width, height`` normalised to 0..1.
+    snr : ndarray (K,)
+    """
+
+    counts: np.ndarray
+    centres: np.ndarray
+    radius: float
+    boxes: np.ndarray
+    snr: np.ndarray
+    params: dict
+
+
+def _lattice_points(rng, S, R, origin, max_disks):
+    # metric
+    L1 = R * rng.uniform(2.05, 7.0) if rng.random() < 0.8 else R * rng.uniform(7.0, 14.0)
+    L2 = max(L1 * rng.uniform(0.6, 1.7), 2.05 * R)
+    ang = np.radians(rng.uniform(50, 130))
+    if rng.random() < 0.3:  # square / hexagonal nets are common
+        L2 = L1
+        ang = np.radians(90.0 if rng.random() < 0.5 else 60.0)
+    rot = rng.uniform(0, 2 * np.pi)
+    g1 = L1 * np.array([np.cos(rot), np.sin(rot)])
+    g2 = L2 * np.array([np.cos(rot + ang), np.sin(rot + ang)])
+    area = abs(g1[0] * g2[1] - g1[1] * g2[0])
+    n_est = (S * S) / area
+    if n_est > max_disks:
+        f = np.sqrt(n_est / max_disks)
+        g1, g2 = g1 * f, g2 * f
+    Lmin = min(np.linalg.norm(g1), np.linalg.norm(g2)) * abs(np.sin(ang))
+    n = int(np.ceil(1.5 * S / max(Lmin, 1e-3))) + 1
+    u, v = np.meshgrid(np.arange(-n, n + 1), np.arange(-n, n + 1), indexing="ij")
+    uv = np.stack([u.ravel(), v.ravel()], 1)
+    pts = origin + uv @ np.stack([g1, g2])
+    keep = np.all((pts > -3 * R) & (pts < S + 3 * R), axis=1)
+    return pts[keep], uv[keep]
+
+
+def random_pattern(rng: np.random.Generator, ranges: RandomizationRanges = RandomizationRanges()) -> RandomPattern:
+    """Draw one randomised pattern with labels (see module docstring)."""
+    S_out = ranges.size
+    native = 2 if rng.random() < ranges.native_512_fraction else 1
+    S = S_out * native
+    R_out = float(np.exp(rng.uniform(np.log(ranges.radius[0]), np.log(ranges.radius[1]))))
+    if native == 2:
+        R_out = max(R_out, 1.5)
+    R = R_out * native
+    origin = S * (0.5 + rng.uniform(-0.3, 0.3, 2))
+    vacuum = rng.random() < ranges.vacuum_fraction
+    centres = [origin[None]]
+    weights = [np.array([1.0])]
+    if not vacuum:
+        n_lat = 2 if rng.random() < ranges.second_lattice_fraction else 1
+        for k in range(n_lat):
+            pts, uv = _lattice_points(rng, S, R, origin, ranges.max_disks // n_lat)
+            g = pts - origin
+            nz = np.any(uv != 0, axis=1)
+            pts, g = pts[nz], g[nz]
+            env = rng.uniform(0.15, 0.8) * S
+            w = np.exp(-0.5 * (np.linalg.norm(g, axis=1) / env) ** 2) * rng.lognormal(0.0, 1.0, len(pts))
+            faint = rng.random(len(pts)) < 0.15
+            w[faint] *= rng.uniform(0.02, 0.2, faint.sum())
+            missing = rng.random(len(pts)) < rng.uniform(0, 0.15)
+            w[missing] = 0
+            if k == 1:
+                w *= rng.uniform(0.2, 1.0)
+            centres.append(pts)
+            weights.append(w)
+    C = np.concatenate(centres)
+    Wt = np.concatenate(weights)
+    dose = float(np.exp(rng.uniform(np.log(ranges.dose[0]), np.log(ranges.dose[1]))))
+    f_cb = rng.uniform(0.05, 0.8) if not vacuum else rng.uniform(0.6, 0.98)
+    f_bg = rng.uniform(0.0, 0.6) * (1 - f_cb)
+    f_disk = 1 - f_cb - f_bg
+    if len(Wt) > 1 and Wt[1:].sum() > 0:
+        Wt[1:] = Wt[1:] / Wt[1:].sum() * f_disk * dose
+    else:
+        f_bg = 1 - f_cb
+    Wt[0] = f_cb * dose
+    ell = rng.uniform(0, 0.05)
+    t = rng.uniform(0, np.pi)
+    rotm = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+    shape = rotm @ np.diag([1 + ell / 2, 1 - ell / 2]) @ rotm.T
+    D = len(Wt)
+    disks = DiskBatch(
+        qx=C[None, :, 0], qy=C[None, :, 1], weight=Wt[None], radius=np.array([R]),
+        edge=np.array([rng.uniform(0.3, 1.5) * native]), ripple=np.full((1, D), rng.uniform(0, 0.3)),
+        ripple_period=np.full((1, D), max(R * rng.uniform(0.5, 1.5), 2.0)), shape_matrix=shape[None],
+    )
+    disks.ripple[0, 0] = 0.0
+    bg = BackgroundBatch(
+        origin=origin[None], weight=np.array([f_bg * dose]), decay=np.array([rng.uniform(0.05, 0.5) * S]),
+        ring_fraction=np.array([rng.uniform(0, 0.5)]), ring_radius=np.array([rng.uniform(0.1, 0.5) * S]),
+        ring_width=np.array([rng.uniform(0.02, 0.1) * S]),
+    )
+    bg_img = render_background(bg, (S, S))
+    expected = render_disks(disks, (S, S)) + bg_img
+    det = DetectorModel(
+        blur_sigma=rng.uniform(0, 1.2) * native, hot_fraction=rng.choice([0, 1e-5, 1e-4]),
+        dead_fraction=rng.choice([0, 1e-4, 1e-3]), bits=16 if rng.random() < 0.5 else 32,
+        seed=int(rng.integers(1 << 31)),
+    )
+    counts = detect_counts(expected, det, rng)[0].astype(np.float64)
+    if native == 2:
+        counts = counts.reshape(S_out, 2, S_out, 2).sum(axis=(1, 3))
+        bg_img = bg_img.reshape(1, S_out, 2, S_out, 2).mean(axis=(2, 4))
+        # binned pixel (i) covers native (2i, 2i+1): centre maps to (c - 0.5) / 2
+        C = (C - 0.5) / 2.0
+    top = 65535 if det.bits == 16 else 2**32 - 1
+    counts = np.clip(counts, 0, top).astype(np.uint16 if det.bits == 16 else np.uint32)
+    # labels
+    area = np.pi * R_out * R_out
+    on = (C[:, 0] >= -0.5) & (C[:, 0] < S_out - 0.5) & (C[:, 1] >= -0.5) & (C[:, 1] < S_out - 0.5) & (Wt > 0)
+    ix = np.clip(np.round(C[:, 0]).astype(int), 0, S_out - 1)
+    iy = np.clip(np.round(C[:, 1]).astype(int), 0, S_out - 1)
+    back = bg_img[0, ix, iy] * (native * native if native == 2 else 1)
+    # integrated SNR of the disk against the background under it (what makes a disk visible)
+    snr = Wt / np.sqrt(Wt + back * area + 1e-12)
+    keep = on & (snr >= ranges.min_snr)
+    Ck = C[keep]
+    ext = R_out * np.sqrt(np.diag(shape @ shape.T)) + 0.5  # half extents along qx, qy
+    x1 = np.clip(Ck[:, 1] + 0.5 - ext[1], 0, S_out)
+    x2 = np.clip(Ck[:, 1] + 0.5 + ext[1], 0, S_out)
+    y1 = np.clip(Ck[:, 0] + 0.5 - ext[0], 0, S_out)
+    y2 = np.clip(Ck[:, 0] + 0.5 + ext[0], 0, S_out)
+    boxes = np.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], 1) / S_out
+    return RandomPattern(
+        counts=counts, centres=Ck, radius=R_out, boxes=boxes, snr=snr[keep],
+        params={"dose": dose, "radius": R_out, "native": S, "n_disks": int(keep.sum()), "vacuum": vacuum},
+    )

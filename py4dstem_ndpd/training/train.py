@@ -1,0 +1,118 @@
+"""Train YOLOv8n from its model YAML (random initialisation), fully offline.
+
+Nothing is downloaded: the model is built from ``yolov8n.yaml`` (no COCO weights), the AMP check is off on CPU
+(``amp=False``), plots are off and a local font is provided (see :mod:`py4dstem_ndpd._offline`).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Training settings (ultralytics names).
+
+    Attributes
+    ----------
+    epochs : int
+        Upper bound on epochs (``hours`` may stop earlier).
+    hours : float or None
+        Wall-clock budget; ultralytics fits the epoch count and LR schedule to it.
+    imgsz : int
+        Network input size, px.
+    batch : int
+        Batch size; the nominal batch ``nbs`` is set equal, so every batch is one optimiser step.
+    device : str
+        ``"cpu"``, ``"0"``...
+    seed : int
+    weights : str or None
+        Start from these weights (fine-tuning) instead of the random ``yolov8n.yaml`` initialisation.
+    resume : bool
+        Resume ``project/name/weights/last.pt``.
+    lr0 : float or None
+        Initial learning rate (None: ultralytics' choice; ``optimizer='auto'`` picks AdamW for short runs).
+    """
+
+    epochs: int = 100
+    hours: float | None = None
+    imgsz: int = 256
+    batch: int = 16
+    device: str = "cpu"
+    seed: int = 0
+    weights: str | None = None
+    resume: bool = False
+    lr0: float | None = None
+    workers: int = 0
+    patience: int = 100
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch < 1 or self.imgsz % 32:
+            raise ValueError("TrainOptions: epochs and batch must be >= 1 and imgsz a multiple of 32")
+
+
+#: Augmentations (the paper's: flips, brightness, noise via the data; rotation by 90° multiples comes from
+#: flips; arbitrary rotations are drawn in the simulator instead, because rotating a box enlarges it).
+AUGMENT = dict(
+    hsv_h=0.0, hsv_s=0.0, hsv_v=0.3, degrees=0.0, translate=0.05, scale=0.3, shear=0.0, perspective=0.0,
+    fliplr=0.5, flipud=0.5, mosaic=0.0, mixup=0.0, cutmix=0.0, copy_paste=0.0, erasing=0.0, close_mosaic=0,
+)
+
+
+def train(data_yaml: str | Path, out_dir: str | Path, options: TrainOptions = TrainOptions()) -> Path:
+    """Train the detector and return the path of the best weights.
+
+    Parameters
+    ----------
+    data_yaml : path
+        ``data.yaml`` of a YOLO dataset (see :func:`py4dstem_ndpd.training.build_dataset`).
+    out_dir : path
+        Run directory: ``out_dir/weights/{best,last}.pt``, ``results.csv``, ``train_options.json``.
+    options : TrainOptions
+
+    Returns
+    -------
+    Path
+        ``out_dir/weights/best.pt``.
+    """
+    from .._offline import import_ultralytics
+
+    import_ultralytics()
+    from ultralytics import YOLO
+
+    out_dir = Path(out_dir)
+    last = out_dir / "weights" / "last.pt"
+    if options.resume and last.exists():
+        model = YOLO(str(last))
+        model.train(resume=True)
+    else:
+        model = YOLO(options.weights) if options.weights else YOLO("yolov8n.yaml")
+        kwargs = dict(
+            data=str(data_yaml), epochs=options.epochs, imgsz=options.imgsz, batch=options.batch,
+            nbs=options.batch, device=options.device, workers=options.workers, seed=options.seed,
+            deterministic=True, amp=False, plots=False, pretrained=bool(options.weights), cache="ram",
+            project=str(out_dir.parent.resolve()), name=out_dir.name, exist_ok=True, patience=options.patience,
+            single_cls=True, verbose=True, **AUGMENT,
+        )
+        if options.hours:
+            kwargs["time"] = options.hours
+        if options.lr0:
+            kwargs["lr0"] = options.lr0
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "train_options.json").write_text(json.dumps(asdict(options), indent=2))
+        model.train(**kwargs)
+    best = out_dir / "weights" / "best.pt"
+    return best if best.exists() else last
+
+
+def install_weights(src: str | Path, dst: str | Path) -> Path:
+    """Copy trained weights (optimizer state stripped by ultralytics) to ``dst``."""
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
+    return dst

@@ -1,0 +1,27 @@
+"""Reproducible training run of the shipped detector (see docs/model-card.md).
+
+    python training/run_training.py --out training/runs/ndpd-v1 --hours 1.2 --seed 0
+
+Builds the dataset under training/data/ (seeded), then trains; rerun with --resume to continue.
+"""
+import argparse
+import logging
+from pathlib import Path
+
+from py4dstem_ndpd.training import DatasetSpec, TrainOptions, build_dataset, train
+
+p = argparse.ArgumentParser()
+p.add_argument("--out", default="training/runs/ndpd-v1")
+p.add_argument("--data", default="training/data")
+p.add_argument("--hours", type=float, default=None)
+p.add_argument("--epochs", type=int, default=100)
+p.add_argument("--n-train", type=int, default=2400)
+p.add_argument("--seed", type=int, default=0)
+p.add_argument("--resume", action="store_true")
+a = p.parse_args()
+logging.basicConfig(level=logging.INFO)
+data_yaml = Path(a.data) / "data.yaml"
+if not data_yaml.exists():
+    data_yaml = build_dataset(a.data, DatasetSpec(n_train=a.n_train, seed=a.seed))
+best = train(data_yaml, a.out, TrainOptions(epochs=a.epochs, hours=a.hours, seed=a.seed, resume=a.resume))
+print("best weights:", best)
