@@ -1,1 +1,1 @@
-"""io"""
+"""Readers and writers."""

@@ -1,0 +1,250 @@
+"""The NDPD backend: normalise -> resize -> batched raw forward -> DFL decode -> native coordinates -> refine.
+
+It implements :class:`py4dstem_ndpd.backend.Backend`: ``detect(frames) -> list of PEAK_DTYPE tables``, and is
+rebuilt from ``params()`` on Dask workers (the model loads once per process, see :func:`get_backend`).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from ..exceptions import ConfigError, InputError
+from ..io.validate import check_frames
+from ..peaks import PEAK_DTYPE, empty_peaks
+from .preprocess import normalize
+
+logger = logging.getLogger(__name__)
+
+Refine = Literal["autocorrelation", "none"]
+
+
+@dataclass(frozen=True)
+class DetectOptions:
+    """Options of the neural detector; the defaults need no tuning.
+
+    Attributes
+    ----------
+    conf : float
+        Confidence threshold in (0, 1).
+    min_distance : float or None
+        Two detections closer than about this (native px) are duplicates; ``None``: the disk radius measured on
+        each batch.
+    imgsz : int or None
+        Network input size (multiple of 32); ``None``: the size the model was trained at (256).
+    refine : {"autocorrelation", "none"}
+        Sub-pixel refinement of the DFL centres at native resolution (see :mod:`py4dstem_ndpd.refine`).
+    device : {"auto", "cpu", "cuda", "cuda:N"}
+    amp : bool
+        Mixed precision (fp16 autocast) on CUDA; ignored on the CPU (float32).
+    batch_size : int
+        Patterns per forward pass.
+    max_disks : int
+        At most this many disks per pattern (the most confident).
+    """
+
+    conf: float = 0.25
+    min_distance: float | None = None
+    imgsz: int | None = None
+    refine: Refine = "autocorrelation"
+    device: str = "auto"
+    amp: bool = True
+    batch_size: int = 32
+    max_disks: int = 1000
+
+    def __post_init__(self) -> None:
+        if not (0.0 < float(self.conf) < 1.0):
+            raise ConfigError(f"conf must be in (0, 1), got {self.conf!r}; the default 0.25 suits most data.")
+        if self.min_distance is not None and not self.min_distance > 0:
+            raise ConfigError(f"min_distance must be > 0 px or None, got {self.min_distance!r}.")
+        if self.imgsz is not None and (int(self.imgsz) < 64 or int(self.imgsz) % 32):
+            raise ConfigError(f"imgsz must be a multiple of 32 and >= 64, got {self.imgsz!r}.")
+        if self.refine not in ("autocorrelation", "none"):
+            raise ConfigError(f"refine must be 'autocorrelation' or 'none', got {self.refine!r}.")
+        if int(self.batch_size) <= 0:
+            raise ConfigError(f"batch_size must be > 0, got {self.batch_size!r}.")
+        if int(self.max_disks) <= 0:
+            raise ConfigError(f"max_disks must be > 0, got {self.max_disks!r}.")
+
+
+def _resize_batch(v: np.ndarray, S: int):
+    """Resize (N, H, W) float images so the long side is ``S`` and pad to (N, S, S). Returns images and scale."""
+    import cv2
+
+    N, H, W = v.shape
+    f = S / max(H, W)
+    h, w = max(1, int(round(H * f))), max(1, int(round(W * f)))
+    out = np.zeros((N, S, S), np.float32)
+    if (h, w) == (H, W):
+        out[:, :H, :W] = v
+    else:
+        interp = cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR
+        for i in range(N):
+            out[i, :h, :w] = cv2.resize(v[i], (w, h), interpolation=interp)
+    return out, (H / h, W / w), (h, w)
+
+
+def disk_intensities(frame: np.ndarray, qx: np.ndarray, qy: np.ndarray, radius: float) -> np.ndarray:
+    """Summed counts inside a disk of ``radius`` px around each centre (pixels off the detector ignored)."""
+    r = max(int(np.ceil(radius)), 1)
+    oy, ox = np.mgrid[-r : r + 1, -r : r + 1]
+    inside = ox**2 + oy**2 <= radius * radius + 0.25
+    ox, oy = ox[inside], oy[inside]
+    H, W = frame.shape
+    X = np.round(qx).astype(np.int64)[:, None] + oy[None]
+    Y = np.round(qy).astype(np.int64)[:, None] + ox[None]
+    ok = (X >= 0) & (X < H) & (Y >= 0) & (Y < W)
+    vals = frame[np.clip(X, 0, H - 1), np.clip(Y, 0, W - 1)].astype(np.float64)
+    return (vals * ok).sum(1).astype(np.float32)
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent per stage, accumulated over calls."""
+
+    preprocess: float = 0.0
+    infer: float = 0.0
+    decode: float = 0.0
+    refine: float = 0.0
+    frames: int = 0
+
+
+class NDPDBackend:
+    """YOLOv8n disk detector with DFL sub-pixel decoding and autocorrelation refinement.
+
+    Parameters
+    ----------
+    weights : str or None
+        Weights file; ``None`` uses the shipped model.
+    options : DetectOptions or None
+
+    Examples
+    --------
+    >>> from py4dstem_ndpd.detect.backend import NDPDBackend
+    >>> backend = NDPDBackend()                               # doctest: +SKIP
+    >>> tables = backend.detect(frames)                       # doctest: +SKIP
+    """
+
+    def __init__(self, weights: str | None = None, options: DetectOptions | None = None) -> None:
+        from .model import load_model
+
+        self.weights = None if weights is None else str(weights)
+        self.options = options or DetectOptions()
+        self.model = load_model(self.weights, self.options.device)
+        self.imgsz = int(self.options.imgsz or self.model.imgsz)
+        self.times = StageTimes()
+        self.last_radius: float | None = None
+
+    def params(self) -> dict:
+        """Constructor arguments (picklable)."""
+        return {"weights": self.weights, "options": self.options}
+
+    # -- stages ---------------------------------------------------------------------------------------------------
+    def _forward(self, x: np.ndarray):
+        import torch
+
+        dev = self.model.device
+        t = torch.from_numpy(x)[:, None]
+        if dev.type == "cuda":
+            t = t.pin_memory().to(dev, non_blocking=True)
+        if self.model.in_channels == 3:
+            t = t.expand(-1, 3, -1, -1)
+        use_amp = dev.type == "cuda" and self.options.amp
+        with torch.inference_mode(), torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=use_amp):
+            _, raw = self.model.net(t)
+        return raw
+
+    def detect(self, frames: np.ndarray) -> list[np.ndarray]:
+        """Detect disks in a batch of patterns.
+
+        Parameters
+        ----------
+        frames : ndarray, shape (N, Qx, Qy) or (Qx, Qy)
+            Counts of any real dtype; NaN/Inf are not allowed.
+
+        Returns
+        -------
+        list of ndarray
+            One PEAK_DTYPE table per frame: qx (row), qy (column) in native px, intensity (counts summed inside
+            the disk), confidence (0..1).
+        """
+        frames = np.asarray(frames)
+        if frames.ndim == 2:
+            frames = frames[None]
+        if frames.ndim != 3:
+            raise InputError(f"frames must be (N, Qx, Qy), got shape {frames.shape}.")
+        if frames.shape[0] == 0:
+            return []
+        check_frames(frames)
+        out: list[np.ndarray] = []
+        bs = int(self.options.batch_size)
+        for i in range(0, frames.shape[0], bs):
+            out.extend(self._detect_batch(frames[i : i + bs]))
+        return out
+
+    def _detect_batch(self, frames: np.ndarray) -> list[np.ndarray]:
+        import torch
+
+        from .decode import dfl_decode, select, to_native
+
+        t0 = time.perf_counter()
+        v = normalize(frames)
+        x, scale, hw = _resize_batch(v, self.imgsz)
+        t1 = time.perf_counter()
+        raw = self._forward(x)
+        t2 = time.perf_counter()
+        det = self.model.net.model[-1]
+        cx, cy, w, h, score = dfl_decode(raw["boxes"], raw["scores"], raw["feats"], det.stride, det.reg_max)
+        md = self.options.min_distance / max(scale) if self.options.min_distance else 0.0
+        decoded = select(cx, cy, w, h, score, conf=self.options.conf, min_distance=md, image_hw=hw,
+                         max_det=self.options.max_disks)
+        if frames.dtype.kind == "f":
+            fr = frames
+        else:
+            fr = frames.astype(np.float32)
+        halves = np.concatenate([0.25 * (d.w + d.h) for d in decoded]) if decoded else np.zeros(0)
+        radius = float(np.median(halves) * np.mean(scale)) if halves.size else 0.0
+        self.last_radius = radius or self.last_radius
+        centres = []
+        for d in decoded:
+            qx, qy = to_native(d, scale)
+            centres.append(np.stack([qx, qy], 1))
+        t3 = time.perf_counter()
+        if self.options.refine != "none" and radius > 0:
+            from ..refine import refine_centres
+
+            centres = refine_centres(fr, centres, radius_px=radius, method=self.options.refine)
+        t4 = time.perf_counter()
+        out = []
+        H, W = frames.shape[1:]
+        for k, (d, c) in enumerate(zip(decoded, centres)):
+            c = np.asarray(c, np.float32).reshape(-1, 2)
+            on = (c[:, 0] >= -0.5) & (c[:, 0] < H - 0.5) & (c[:, 1] >= -0.5) & (c[:, 1] < W - 0.5)
+            p = empty_peaks(int(on.sum()))
+            p["qx"], p["qy"] = c[on, 0], c[on, 1]
+            p["confidence"] = d.score[on]
+            p["intensity"] = disk_intensities(fr[k], c[on, 0], c[on, 1], max(radius, 1.0)) if on.any() else 0
+            out.append(p)
+        t5 = time.perf_counter()
+        tm = self.times
+        tm.preprocess += t1 - t0
+        tm.infer += t2 - t1
+        tm.decode += (t3 - t2) + (t5 - t4)
+        tm.refine += t4 - t3
+        tm.frames += len(frames)
+        return out
+
+
+_CACHE: dict = {}
+
+
+def get_backend(weights: str | None = None, options: DetectOptions | None = None) -> NDPDBackend:
+    """A per-process cached backend (one model load per worker process for given weights and options)."""
+    key = (weights, options or DetectOptions())
+    b = _CACHE.get(key)
+    if b is None:
+        b = _CACHE[key] = NDPDBackend(weights, options)
+    return b
