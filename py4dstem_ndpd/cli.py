@@ -1,0 +1,191 @@
+"""The ``ndpd`` command.
+
+Exit codes: 0 success; 1 a documented error (bad input or options, missing weights, unavailable device: the
+message says what to do); 2 usage error; 3 the output exists and ``--overwrite`` was not given; 130 interrupted
+(finished chunks stay checkpointed; rerun with ``--resume``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_EXISTS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def _detect_options(a):
+    from .detect.backend import DetectOptions
+
+    return DetectOptions(conf=a.conf, refine=a.refine, device=a.device, batch_size=a.batch_size)
+
+
+def cmd_info(a) -> int:
+    import platform
+
+    import numpy
+    import py4DSTEM
+    import torch
+
+    from . import __version__
+    from ._offline import import_ultralytics
+    from .detect.model import shipped_weights_path
+
+    ul = import_ultralytics()
+    w = shipped_weights_path()
+    info = {
+        "py4dstem_ndpd": __version__, "python": platform.python_version(), "numpy": numpy.__version__,
+        "torch": torch.__version__, "ultralytics": ul.__version__, "py4DSTEM": py4DSTEM.__version__,
+        "cuda_available": torch.cuda.is_available(),
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)",
+        "weights": str(w), "weights_present": w.is_file(),
+    }
+    if w.is_file():
+        info["weights_size_MB"] = round(w.stat().st_size / 1e6, 2)
+    print(json.dumps(info, indent=2))
+    return EXIT_OK
+
+
+def cmd_simulate(a) -> int:
+    from .io.writers import check_writable
+    from .synth import Acquisition, save_scan, simulate_preset
+
+    out = check_writable(a.output, a.overwrite)
+    acq = Acquisition(scan_shape=tuple(a.scan), pattern_shape=(a.size, a.size), dose=a.dose, seed=a.seed)
+    scan = simulate_preset(a.preset, acq, progress=True)
+    save_scan(out, scan, overwrite=True)
+    print(f"wrote {out}: {scan.data.shape} {scan.data.dtype}, truth included")
+    return EXIT_OK
+
+
+def cmd_detect(a) -> int:
+    from .io.writers import check_writable, save_py4dstem
+
+    check_writable(a.output, a.overwrite)
+    if a.backend == "template":
+        from .baseline import template_matching
+        from .io.readers import load_input
+
+        inp = load_input(a.input, dataset_path=a.dataset)
+        import py4DSTEM
+
+        dc = py4DSTEM.DataCube(data=inp.array[()] if hasattr(inp.array, "id") else inp.array)
+        inp.calibration.apply_to(dc.calibration)
+        res = template_matching(dc)
+        bv = getattr(res, "braggvectors", res)
+    else:
+        from .api import find_Bragg_disks
+        from .engine import EngineOptions
+
+        engine = EngineOptions(batch_size=a.batch_size, checkpoint_dir=a.checkpoint_dir, resume=a.resume)
+        bv = find_Bragg_disks(a.input, options=_detect_options(a), weights=a.weights, engine=engine,
+                              distributed=a.scheduler, dataset_path=a.dataset)
+    save_py4dstem(a.output, bv, overwrite=a.overwrite)
+    print(f"wrote {a.output}")
+    return EXIT_OK
+
+
+def cmd_train(a) -> int:
+    from .training import DatasetSpec, TrainOptions, build_dataset, train
+
+    data = Path(a.data) if a.data else Path(a.out) / "data"
+    yaml = data / "data.yaml" if data.is_dir() else data
+    if not yaml.exists():
+        yaml = build_dataset(data, DatasetSpec(n_train=a.n_train, seed=a.seed))
+    best = train(yaml, Path(a.out) / "run", TrainOptions(epochs=a.epochs, hours=a.hours, seed=a.seed,
+                                                         weights=a.weights, resume=a.resume, device=a.device_train))
+    print(f"best weights: {best}")
+    return EXIT_OK
+
+
+def _add_detect_args(p):
+    p.add_argument("--weights", default=None, help="weights file (default: the shipped model)")
+    p.add_argument("--conf", type=float, default=0.25, help="confidence threshold in (0, 1) (default 0.25)")
+    p.add_argument("--refine", choices=["autocorrelation", "none"], default="autocorrelation")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    p.add_argument("--batch-size", type=int, default=32)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ndpd", description="Neural Bragg-disk detection for 4D-STEM (py4DSTEM backend).")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("info", help="versions, device and weights")
+    s.set_defaults(func=cmd_info)
+
+    s = sub.add_parser("simulate", help="simulate a scan with ground truth (EMD file)")
+    s.add_argument("preset", choices=["si_sige_multilayer", "tinb_multiphase"])
+    s.add_argument("-o", "--output", required=True)
+    s.add_argument("--scan", type=int, nargs=2, default=[32, 16], metavar=("RX", "RY"))
+    s.add_argument("--size", type=int, default=256, help="pattern size, px (square)")
+    s.add_argument("--dose", type=float, default=1e6, help="electrons per pattern")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(func=cmd_simulate)
+
+    s = sub.add_parser("detect", help="find Bragg disks in a scan; writes py4DSTEM BraggVectors (EMD)")
+    s.add_argument("input", help="py4DSTEM/EMD/HDF5/.npy file")
+    s.add_argument("-o", "--output", required=True)
+    s.add_argument("--backend", choices=["ndpd", "template"], default="ndpd")
+    s.add_argument("--scheduler", default=None, help="Dask scheduler address, or 'local'")
+    s.add_argument("--dataset", default=None, help="HDF5 dataset path (generic HDF5 files)")
+    s.add_argument("--checkpoint-dir", default=None, help="keep finished chunks here (resumable)")
+    s.add_argument("--resume", action="store_true", help="reuse finished chunks from --checkpoint-dir")
+    s.add_argument("--overwrite", action="store_true")
+    _add_detect_args(s)
+    s.set_defaults(func=cmd_detect)
+
+    s = sub.add_parser("train", help="train or fine-tune the detector offline")
+    s.add_argument("--out", default="ndpd-train")
+    s.add_argument("--data", default=None, help="YOLO data.yaml or folder (default: simulate one)")
+    s.add_argument("--weights", default=None, help="start from these weights (fine-tuning)")
+    s.add_argument("--epochs", type=int, default=100)
+    s.add_argument("--hours", type=float, default=None)
+    s.add_argument("--n-train", type=int, default=2400)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--resume", action="store_true")
+    s.add_argument("--device", dest="device_train", default="cpu")
+    s.set_defaults(func=cmd_train)
+
+    _add_science_commands(sub)
+    return p
+
+
+def _add_science_commands(sub) -> None:
+    """Subcommands built on the analysis package (demo, strain, phase, compare, bench)."""
+    try:
+        from . import workflows
+    except ImportError:  # analysis layer not installed yet
+        return
+    workflows.add_commands(sub)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ._offline import configure_offline
+    from .exceptions import NDPDError
+    from .io.writers import OutputExistsError
+
+    configure_offline()
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(a.func(a) or 0)
+    except OutputExistsError as err:
+        print(f"ndpd: {err}", file=sys.stderr)
+        return EXIT_EXISTS
+    except NDPDError as err:
+        print(f"ndpd: error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except FileNotFoundError as err:
+        print(f"ndpd: error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("ndpd: interrupted; finished chunks are kept in the checkpoint folder (rerun with --resume)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
