@@ -176,7 +176,8 @@ def export_ndpd_weights(checkpoint: str | Path, dst: str | Path, meta: dict | No
     import_ultralytics()
     ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
     m = ck.get("ema") or ck["model"]
-    sd = {k: v.detach().clone().float() if v.is_floating_point() else v.detach().clone() for k, v in m.float().state_dict().items()}
+    # fp16 storage halves the file (~6 MB); tensors are converted back to float32 on load
+    sd = {k: v.detach().clone().half() if v.is_floating_point() else v.detach().clone() for k, v in m.float().state_dict().items()}
     out = {
         "format": "ndpd-v1",
         "yaml": dict(m.yaml),
@@ -186,4 +187,28 @@ def export_ndpd_weights(checkpoint: str | Path, dst: str | Path, meta: dict | No
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     torch.save(out, dst)
+    return dst
+
+
+def to_ultralytics_checkpoint(weights: str | Path | None, dst: str | Path) -> Path:
+    """Write weights (default: the shipped ones) as an ultralytics checkpoint, the starting point of fine-tuning.
+
+    ``YOLO(dst)`` then loads it, and ``model.train(...)`` fine-tunes it.
+    """
+    import torch
+
+    loaded = load_model(weights, "cpu")
+    net = loaded.net
+    # un-fused copy: rebuild from YAML and load the fused weights' source file again
+    src = Path(loaded.path)
+    ck = torch.load(src, map_location="cpu", weights_only=False)
+    if ck.get("format") == "ndpd-v1":
+        net, _ = _build(ck["yaml"], ck["state_dict"])
+    else:
+        net = (ck.get("ema") or ck["model"]).float()
+    net.names = {0: "disk"}
+    net.args = {"imgsz": loaded.imgsz}
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": net, "train_args": {"imgsz": loaded.imgsz}, "epoch": -1, "optimizer": None}, dst)
     return dst

@@ -32,7 +32,8 @@ class TrainOptions:
         ``"cpu"``, ``"0"``...
     seed : int
     weights : str or None
-        Start from these weights (fine-tuning) instead of the random ``yolov8n.yaml`` initialisation.
+        Start from these weights (fine-tuning; ``"shipped"`` = the package's model) instead of the random
+        ``yolov8n.yaml`` initialisation.
     resume : bool
         Resume ``project/name/weights/last.pt``.
     lr0 : float or None
@@ -91,7 +92,14 @@ def train(data_yaml: str | Path, out_dir: str | Path, options: TrainOptions = Tr
         model = YOLO(str(last))
         model.train(resume=True)
     else:
-        model = YOLO(options.weights) if options.weights else YOLO("yolov8n.yaml")
+        if options.weights:
+            from ..detect.model import to_ultralytics_checkpoint
+
+            src = None if options.weights == "shipped" else options.weights
+            start = to_ultralytics_checkpoint(src, out_dir / "start.pt")
+            model = YOLO(str(start))
+        else:
+            model = YOLO("yolov8n.yaml")
         kwargs = dict(
             data=str(data_yaml), epochs=options.epochs, imgsz=options.imgsz, batch=options.batch,
             nbs=options.batch, device=options.device, workers=options.workers, seed=options.seed,
