@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..exceptions import InputError
 from .scan import SimulatedScan
 from .truth import ScanTruth
 
@@ -39,9 +40,9 @@ def load_scan(path: str | os.PathLike) -> SimulatedScan:
 
     dc = py4DSTEM.read(str(path))
     if isinstance(dc, dict) or not hasattr(dc, "data"):
-        raise ValueError(f"{path}: expected a single DataCube at the EMD root")
+        raise InputError(f"{path}: expected a single DataCube at the EMD root; was it written by save_scan?")
     with h5py.File(path, "r") as f:
         if TRUTH_GROUP not in f:
-            raise ValueError(f"{path} has no ground truth (group /{TRUTH_GROUP}); it was not written by save_scan")
+            raise InputError(f"{path} has no ground truth (group /{TRUTH_GROUP}); it was not written by save_scan")
         truth = ScanTruth.from_h5(f[TRUTH_GROUP])
     return SimulatedScan(datacube=dc, truth=truth)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from ..exceptions import ConfigError
 from .crystal import ZoneReflections, bcc, hcp, ordered_oxide, silicon, zone_reflections
 from .scan import Acquisition, SampleModel, SimulatedScan, simulate, smooth_field
 
@@ -183,7 +184,9 @@ PRESETS = {"si_sige_multilayer": si_sige_sample, "tinb_multiphase": tinb_sample}
 DEFAULT_SCANS = {"si_sige_multilayer": (97, 40), "tinb_multiphase": (128, 128)}
 
 
-def simulate_preset(name: str, acq: Acquisition | None = None, *, progress: bool = False, **sample_options) -> SimulatedScan:
+def simulate_preset(
+    name: str, acq: Acquisition | None = None, *, workers: int = 1, progress: bool = False, **sample_options
+) -> SimulatedScan:
     """Simulate one of :data:`PRESETS` (``"si_sige_multilayer"`` or ``"tinb_multiphase"``).
 
     Parameters
@@ -191,6 +194,8 @@ def simulate_preset(name: str, acq: Acquisition | None = None, *, progress: bool
     name : str
     acq : Acquisition, optional
         Defaults to ``Acquisition(scan_shape=DEFAULT_SCANS[name])``.
+    workers : int
+        Threads used to count the patterns (see :func:`~py4dstem_ndpd.synth.scan.simulate`).
     progress : bool
     **sample_options
         Passed to the sample model (e.g. ``x_si=0.8``).
@@ -203,7 +208,7 @@ def simulate_preset(name: str, acq: Acquisition | None = None, *, progress: bool
     (4, 2, 64, 64)
     """
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     acq = acq or Acquisition(scan_shape=DEFAULT_SCANS[name])
     sample = PRESETS[name](acq, **sample_options)
-    return simulate(sample, acq, progress=progress)
+    return simulate(sample, acq, workers=workers, progress=progress)

@@ -14,7 +14,9 @@ from ..calibration import Calibration
 from ..exceptions import ConfigError
 from .crystal import ZoneReflections
 from .optics import disk_radius_inv_angstrom
-from .render import BackgroundBatch, DetectorModel, DiskBatch, detect_counts, render_background, render_disks
+from .render import (
+    BackgroundBatch, DetectorModel, DiskBatch, _inverse_2x2, detect_counts, render_background, render_disks,
+)
 from .truth import TRUTH_DTYPE, ScanTruth
 
 
@@ -37,11 +39,20 @@ class Acquisition:
     dose : float
         Expected electrons per pattern.
     central_beam_fraction, background_fraction : float
-        Fractions of the dose in the direct beam and in the diffuse background; the rest goes to Bragg disks.
+        Fractions of the dose in the direct beam and in the diffuse background; the rest goes to the Bragg disks
+        (on and off the detector). Where the sample scatters more (``SampleModel.virtual_contrast > 1``) the
+        Bragg disks get proportionally more and the direct beam less, so every pattern carries exactly ``dose``
+        expected electrons.
     drift_px : float
-        Descan: the origin moves by this many px from one corner of the scan to the other (plus a little bow).
+        Descan, px: the origin moves linearly over the scan, by ``drift_px * d_x * (1, 0.7)`` from the first to
+        the last row (``rx``) and ``drift_px * d_y * (1, 0.7)`` from the first to the last column (``ry``), for
+        a random unit direction ``d`` drawn from ``seed``, plus a saddle-shaped bow ``0.3 * drift_px *
+        (fx**2 - fy**2)`` (``fx, fy`` in -0.5..0.5) that vanishes at the corners. ``0`` keeps the origin fixed.
     rotation_deg, ellipticity : float
-        Rotation of the pattern on the detector and elliptical distortion (``0.01`` = 1 % longer along one axis).
+        Distortion of the whole diffraction plane (disk positions and disk shapes) about the origin: first
+        ``qx`` is scaled by ``1 + ellipticity/2`` and ``qy`` by ``1 - ellipticity/2`` (axis ratio ~ ``1 +
+        ellipticity``), then the pattern is rotated by ``rotation_deg`` counter-clockwise in the ``(qx, qy)``
+        frame (``+qx`` turns towards ``+qy``). See :meth:`distortion`.
     edge_px : float
         Softness of the disk edges, px.
     ripple : float
@@ -72,11 +83,18 @@ class Acquisition:
 
     def __post_init__(self) -> None:
         if len(self.scan_shape) != 2 or min(self.scan_shape) < 1:
-            raise ValueError(f"scan_shape must be two positive ints, got {self.scan_shape}")
+            raise ConfigError(f"scan_shape must be two positive ints (Rx, Ry), got {self.scan_shape}")
         if len(self.pattern_shape) != 2 or min(self.pattern_shape) < 16:
-            raise ValueError(f"pattern_shape must be two ints >= 16, got {self.pattern_shape}")
+            raise ConfigError(f"pattern_shape must be two ints >= 16 (Qx, Qy), got {self.pattern_shape}")
         if not self.dose > 0:
-            raise ValueError(f"dose must be > 0 electrons per pattern, got {self.dose}")
+            raise ConfigError(f"dose must be > 0 electrons per pattern, got {self.dose}")
+        if self.central_beam_fraction < 0 or self.background_fraction < 0 or (
+            self.central_beam_fraction + self.background_fraction > 1
+        ):
+            raise ConfigError(
+                "central_beam_fraction and background_fraction must be >= 0 and sum to <= 1 (the rest goes to "
+                f"the Bragg disks), got {self.central_beam_fraction} and {self.background_fraction}"
+            )
 
     @property
     def radius_px(self) -> float:
@@ -196,7 +214,7 @@ def _batch_disks(sample: SampleModel, acq: Acquisition, rx: np.ndarray, ry: np.n
     for c, refl in enumerate(sample.components):
         w = sample.weights[rx, ry, c]  # (B,)
         F = sample.deformation[rx, ry, c]  # (B, 2, 2)
-        g = np.einsum("kj,bji->bki", refl.g[1:], np.linalg.inv(F))  # reciprocal vectors transform with F^-T
+        g = np.einsum("kj,bji->bki", refl.g[1:], _inverse_2x2(F))  # reciprocal vectors transform with F^-T
         cen = (g / qpix) @ dist.T + origin[:, None, :]  # (B, K, 2)
         ok = np.all(np.abs(cen - origin[:, None, :]) < half_diag, axis=2) & (w > 0)[:, None]
         gl = np.linalg.norm(g, axis=2)
@@ -209,9 +227,13 @@ def _batch_disks(sample: SampleModel, acq: Acquisition, rx: np.ndarray, ry: np.n
         comp.append(np.full(len(refl.g) - 1, c))
     bragg = np.concatenate(inten, axis=1) if inten else np.zeros((B, 0))
     total = bragg.sum(axis=1, keepdims=True)
-    scale = np.divide(frac_bragg[:, None] * acq.dose, total, out=np.ones_like(total), where=total > 0)
+    # electrons are conserved: what the Bragg disks take beyond their nominal share (virtual_contrast > 1)
+    # comes out of the direct beam, so every pattern carries `dose` electrons (on and off the detector)
+    transmitted = (1 - acq.background_fraction) * acq.dose
+    bragg_total = np.where(total[:, 0] > 0, np.minimum(frac_bragg * acq.dose, transmitted), 0.0)
+    scale = np.divide(bragg_total[:, None], total, out=np.ones_like(total), where=total > 0)
     bragg = bragg * scale
-    inten = np.concatenate([np.full((B, 1), acq.central_beam_fraction * acq.dose), bragg], axis=1)
+    inten = np.concatenate([(transmitted - bragg_total)[:, None], bragg], axis=1)
     valid = np.concatenate([np.ones((B, 1), bool)] + valid, axis=1)
     return np.concatenate(centres, axis=1), inten, valid, np.concatenate(hkl), np.concatenate(comp)
 
@@ -224,17 +246,27 @@ def _noise_generators(seed: int, flat_index: np.ndarray) -> list[np.random.Gener
 _NOISE_STREAM = 0x6E6F697365  # separates the per-pattern noise streams from the sample-model streams
 
 
-def simulate(sample: SampleModel, acq: Acquisition, *, batch_size: int = 32, progress: bool = False) -> SimulatedScan:
+def simulate(
+    sample: SampleModel,
+    acq: Acquisition,
+    *,
+    batch_size: int | None = None,
+    workers: int = 1,
+    progress: bool = False,
+) -> SimulatedScan:
     """Render every pattern of the scan and collect the truth.
 
     Parameters
     ----------
     sample : SampleModel
     acq : Acquisition
-    batch_size : int
-        Patterns rendered per vectorised batch (memory ~ batch_size * Qx * Qy * 16 bytes). The result does not
-        depend on it: the Poisson noise of each pattern has its own generator, seeded by ``acq.seed`` and the
-        scan position.
+    batch_size : int, optional
+        Patterns rendered per vectorised batch (memory ~ batch_size * Qx * Qy * 16 bytes). Default: as many as
+        keep one float32 batch within ~4 MiB (16 at 256 x 256), which keeps the work in the CPU caches. The
+        result does not depend on it: the Poisson noise of each pattern has its own generator, seeded by
+        ``acq.seed`` and the scan position.
+    workers : int
+        Threads that blur and count the patterns of a batch in parallel (the result does not depend on it).
     progress : bool
         Show a tqdm progress bar.
 
@@ -245,10 +277,14 @@ def simulate(sample: SampleModel, acq: Acquisition, *, batch_size: int = 32, pro
     import py4DSTEM
     from tqdm.auto import tqdm
 
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1 pattern, got {batch_size}")
     Rx, Ry = acq.scan_shape
     H, W = acq.pattern_shape
+    if batch_size is None:
+        batch_size = int(np.clip((4 << 20) // (4 * H * W), 2, 64))
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1 pattern, got {batch_size}")
+    if workers < 1:
+        raise ConfigError(f"workers must be >= 1 thread, got {workers}")
     rng = np.random.default_rng(acq.seed)
     dist = acq.distortion()
     fx, fy = np.meshgrid(np.linspace(-0.5, 0.5, Rx), np.linspace(-0.5, 0.5, Ry), indexing="ij")
@@ -311,7 +347,7 @@ def simulate(sample: SampleModel, acq: Acquisition, *, batch_size: int = 32, pro
         expected += bg_img
         del bg_img
         rngs = _noise_generators(acq.seed, k) if acq.noise else rng
-        frames[start : start + B] = detect_counts(expected, acq.detector, rngs, noise=acq.noise)
+        frames[start : start + B] = detect_counts(expected, acq.detector, rngs, noise=acq.noise, workers=workers)
         bar.update(B)
     bar.close()
     disks_all = np.concatenate(truth_rows)
@@ -319,7 +355,7 @@ def simulate(sample: SampleModel, acq: Acquisition, *, batch_size: int = 32, pro
     qpix = acq.q_pixel_size
     main = sample.components[0]
     # g_i' = g_i F^-1 for the main component, then to detector px with the distortion
-    lattice = np.einsum("aj,xyji->xyai", main.basis, np.linalg.inv(sample.deformation[:, :, 0])) / qpix @ dist.T
+    lattice = np.einsum("aj,xyji->xyai", main.basis, _inverse_2x2(sample.deformation[:, :, 0])) / qpix @ dist.T
     r_pix = acq.r_pixel_size or sample.field_of_view_nm / Rx
     cal = Calibration(q_pixel_size=float(qpix), r_pixel_size=float(r_pix), q_pixel_units="A^-1", r_pixel_units="nm")
     dc = py4DSTEM.DataCube(data=data, name=sample.name)
