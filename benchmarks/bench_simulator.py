@@ -105,8 +105,8 @@ def bench_case(preset: str, size: int, scan_shape: tuple[int, int], repeats: int
     return res
 
 
-def plot(results: list[dict], path: Path) -> None:
-    """Bar chart of patterns/s per case."""
+def plot(results: list[dict], path: Path, before: list[dict] | None = None) -> None:
+    """Bar chart of patterns/s per case (with the earlier version's rates as markers when given)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -117,6 +117,13 @@ def plot(results: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.bar([i - 0.2 for i in x], [r["patterns_per_s"] for r in results], width=0.4, label="wall clock")
     ax.bar([i + 0.2 for i in x], [r["patterns_per_cpu_s"] for r in results], width=0.4, label="per CPU second")
+    if before:
+        old = {(b["preset"], tuple(b["pattern_shape"])): b for b in before}
+        for i, r in enumerate(results):
+            b = old.get((r["preset"], tuple(r["pattern_shape"])))
+            if b is not None:
+                ax.plot([i - 0.2], [b["patterns_per_s"]], "kv", ms=6, label="before (wall)" if i == 0 else None)
+                ax.plot([i + 0.2], [b["patterns_per_cpu_s"]], "k^", ms=6, label="before (CPU)" if i == 0 else None)
     ax.axhline(200, color="k", lw=0.8, ls="--", label="target at 256 px")
     ax.set_xticks(list(x), labels, fontsize=8)
     ax.set_ylabel("patterns / s")
@@ -135,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one timed run per case, 256 px only")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "simulator.json")
     parser.add_argument("--png", type=Path, default=ROOT / "benchmarks" / "out" / "simulator.png")
+    parser.add_argument(
+        "--before", type=Path, default=None,
+        help="JSON written by this script for an earlier version: stored under 'before', with the speed-ups",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -154,9 +165,20 @@ def main(argv: list[str] | None = None) -> int:
         "machine": info,
         "results": results,
     }
+    if args.before is not None:
+        before = json.loads(args.before.read_text())
+        out["before"] = {"source": str(args.before), "git_commit": before["machine"].get("git_commit"),
+                         "date": before.get("date"),
+                         "load_average_1min_at_start": before["machine"].get("load_average_1min_at_start"),
+                         "results": before["results"]}
+        for r in results:
+            for b in before["results"]:
+                if (b["preset"], b["pattern_shape"]) == (r["preset"], r["pattern_shape"]):
+                    r["speedup_wall"] = r["patterns_per_s"] / b["patterns_per_s"]
+                    r["speedup_cpu"] = r["patterns_per_cpu_s"] / b["patterns_per_cpu_s"]
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=2) + "\n")
-    plot(results, args.png)
+    plot(results, args.png, out.get("before", {}).get("results"))
     logger.info("wrote %s and %s", args.json, args.png)
     return 0
 
