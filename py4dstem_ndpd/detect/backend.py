@@ -185,10 +185,19 @@ class NDPDBackend:
             out.extend(self._detect_batch(frames[i : i + bs]))
         return out
 
-    def _detect_batch(self, frames: np.ndarray) -> list[np.ndarray]:
-        import torch
+    def decode_batch(self, frames: np.ndarray):
+        """Network stage only: candidate disks of each frame in network coordinates.
 
-        from .decode import dfl_decode, select, to_native
+        Returns
+        -------
+        decoded : list of Decoded
+            Per frame, after thresholding and duplicate suppression (ultralytics pixel convention).
+        scale : tuple of float
+            Native px per network px (rows, columns); see :func:`~py4dstem_ndpd.detect.decode.to_native`.
+        radius : float
+            Disk radius measured from the boxes of the batch, native px (0 if nothing was found).
+        """
+        from .decode import dfl_decode, select
 
         t0 = time.perf_counter()
         v = normalize(frames)
@@ -201,17 +210,21 @@ class NDPDBackend:
         md = self.options.min_distance / max(scale) if self.options.min_distance else 0.0
         decoded = select(cx, cy, w, h, score, conf=self.options.conf, min_distance=md, image_hw=hw,
                          max_det=self.options.max_disks)
-        if frames.dtype.kind == "f":
-            fr = frames
-        else:
-            fr = frames.astype(np.float32)
         halves = np.concatenate([0.25 * (d.w + d.h) for d in decoded]) if decoded else np.zeros(0)
         radius = float(np.median(halves) * np.mean(scale)) if halves.size else 0.0
+        t3 = time.perf_counter()
+        self.times.preprocess += t1 - t0
+        self.times.infer += t2 - t1
+        self.times.decode += t3 - t2
+        return decoded, scale, radius
+
+    def _detect_batch(self, frames: np.ndarray) -> list[np.ndarray]:
+        from .decode import to_native
+
+        decoded, scale, radius = self.decode_batch(frames)
         self.last_radius = radius or self.last_radius
-        centres = []
-        for d in decoded:
-            qx, qy = to_native(d, scale)
-            centres.append(np.stack([qx, qy], 1))
+        fr = frames if frames.dtype.kind == "f" else frames.astype(np.float32)
+        centres = [np.stack(to_native(d, scale), 1) for d in decoded]
         t3 = time.perf_counter()
         if self.options.refine != "none" and radius > 0:
             from ..refine import refine_centres
@@ -229,12 +242,9 @@ class NDPDBackend:
             p["intensity"] = disk_intensities(fr[k], c[on, 0], c[on, 1], max(radius, 1.0)) if on.any() else 0
             out.append(p)
         t5 = time.perf_counter()
-        tm = self.times
-        tm.preprocess += t1 - t0
-        tm.infer += t2 - t1
-        tm.decode += (t3 - t2) + (t5 - t4)
-        tm.refine += t4 - t3
-        tm.frames += len(frames)
+        self.times.refine += t4 - t3
+        self.times.decode += t5 - t4
+        self.times.frames += len(frames)
         return out
 
 
