@@ -1,0 +1,61 @@
+"""The engine with the real neural backend (NDPDBackend, CPU): sync == async == distributed, per worker one model.
+
+Uses the shipped weights, or the file named by the environment variable ``NDPD_TEST_WEIGHTS``; skipped when
+neither is available.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from engine_helpers import assert_same_peaks
+
+from py4dstem_ndpd.engine import BatchRunner, EngineOptions
+from py4dstem_ndpd.exceptions import ModelLoadError
+
+BATCH = 8
+
+
+@pytest.fixture(scope="module")
+def ndpd():
+    pytest.importorskip("torch")
+    from py4dstem_ndpd.detect.backend import DetectOptions, NDPDBackend
+
+    weights = os.environ.get("NDPD_TEST_WEIGHTS") or None
+    try:
+        return NDPDBackend(weights, DetectOptions(device="cpu", batch_size=BATCH, refine="none"))
+    except ModelLoadError as e:
+        pytest.skip(f"no detector weights: {e}")
+
+
+@pytest.fixture(scope="module")
+def scan128():
+    from py4dstem_ndpd.synth import Acquisition, simulate_preset
+
+    scan = simulate_preset("si_sige_multilayer", Acquisition(scan_shape=(4, 4), pattern_shape=(128, 128),
+                                                             dose=1e6, seed=5))
+    return np.asarray(scan.datacube.data)
+
+
+def test_ndpd_sync_async_distributed_agree(ndpd, scan128, dask_client):
+    from py4dstem_ndpd.engine.distributed import DistributedOptions, DistributedRunner, backend_cache_info
+
+    # NDPDBackend measures the disk radius per batch, so all runs use the same batches (chunk = 1 batch).
+    eng = EngineOptions(batch_size=BATCH, chunk_size=BATCH, progress=False)
+    sync = BatchRunner(ndpd, EngineOptions(batch_size=BATCH, chunk_size=BATCH, mode="sync", progress=False)).run(
+        scan128)
+    assert sync.n_peaks >= 16  # at least the direct beam everywhere
+    reference = sync.peaks
+    assert_same_peaks(BatchRunner(ndpd, eng).run(scan128), reference)
+
+    runner = DistributedRunner(ndpd, None, dask_client, options=DistributedOptions(engine=eng))
+    res = runner.run(scan128)
+    for got, want in zip(res.peaks, reference):  # other processes: allow float rounding of torch kernels
+        assert len(got) == len(want)
+        for f in ("qx", "qy", "confidence"):
+            np.testing.assert_allclose(got[f], want[f], atol=1e-3)
+    key_cls = "py4dstem_ndpd.detect.backend.NDPDBackend"
+    builds = [n for info in dask_client.run(backend_cache_info).values() for (cls, _), n in info["builds"].items()
+              if cls == key_cls]
+    assert builds and max(builds) == 1
