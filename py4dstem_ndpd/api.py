@@ -73,16 +73,18 @@ def detect_scan(data, *, options=None, weights=None, engine=None, distributed=No
                 progress=True) -> ScanPeaks:
     """Like :func:`find_Bragg_disks` but returns the plain :class:`~py4dstem_ndpd.peaks.ScanPeaks`."""
     from .detect.backend import NDPDBackend
-    from .engine import EngineOptions, run_distributed, run_scan
+    from .engine import DistributedOptions, EngineOptions, H5Source, run_distributed, run_scan
 
     inp = load_input(data, dataset_path=dataset_path)
     options = options or DetectOptions()
     engine = engine or EngineOptions(batch_size=options.batch_size, progress=progress)
     if distributed is not None:
-        source = inp.array if inp.path is None else (inp.path, inp.dataset_path)
-        return run_distributed(source, NDPDBackend, {"weights": weights, "options": options}, distributed, engine)
+        source = inp.array if inp.path is None or inp.dataset_path is None else H5Source(inp.path, inp.dataset_path)
+        dopts = DistributedOptions(engine=engine)
+        return run_distributed(source, NDPDBackend, {"weights": weights, "options": options}, distributed,
+                               options=dopts)
     backend = get_backend(weights, options)
-    return run_scan(inp.array, backend, engine)
+    return run_scan(inp.array, backend, options=engine)
 
 
 def detect_pattern(pattern, *, options: DetectOptions | None = None, weights: str | None = None) -> np.ndarray:

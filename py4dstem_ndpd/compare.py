@@ -162,7 +162,7 @@ def compare(datacube, *, truth=None, options: CompareOptions | None = None) -> C
     backend = NDPDBackend(opts.weights, opts.detect)
     backend.detect(frames[: min(len(frames), 2)])  # warm-up (first call builds kernels), not timed
     t0 = time.perf_counter()
-    ndpd_peaks = run_scan(datacube.data, backend, EngineOptions(batch_size=opts.detect.batch_size, progress=False))
+    ndpd_peaks = run_scan(datacube.data, backend, options=EngineOptions(batch_size=opts.detect.batch_size, progress=False))
     methods = {"ndpd": MethodResult("ndpd", ndpd_peaks, time.perf_counter() - t0)}
     if opts.stages:
         t0 = time.perf_counter()
