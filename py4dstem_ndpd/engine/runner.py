@@ -281,7 +281,9 @@ class BatchRunner:
                     q.get_nowait()
                 except queue.Empty:
                     break
-            thread.join()
+            thread.join(timeout=60)
+            if thread.is_alive():  # a read that does not return (e.g. a hung network filesystem)
+                log.warning("the reader thread is still blocked in a read; leaving it behind (daemon thread)")
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
 
