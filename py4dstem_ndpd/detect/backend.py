@@ -178,7 +178,6 @@ class NDPDBackend:
             raise InputError(f"frames must be (N, Qx, Qy), got shape {frames.shape}.")
         if frames.shape[0] == 0:
             return []
-        check_frames(frames)
         out: list[np.ndarray] = []
         bs = int(self.options.batch_size)
         for i in range(0, frames.shape[0], bs):
@@ -218,11 +217,23 @@ class NDPDBackend:
         self.times.decode += t3 - t2
         return decoded, scale, radius
 
-    def _detect_batch(self, frames: np.ndarray) -> list[np.ndarray]:
-        from .decode import to_native
+    def infer(self, frames: np.ndarray):
+        """Network stage of one batch (for the engine's overlap of inference and post-processing).
 
+        ``detect(frames)`` equals ``postprocess(infer(frames), frames)`` batch by batch.
+        """
+        frames = np.asarray(frames)
+        check_frames(frames)
         decoded, scale, radius = self.decode_batch(frames)
         self.last_radius = radius or self.last_radius
+        return decoded, scale, radius
+
+    def postprocess(self, raw, frames: np.ndarray) -> list[np.ndarray]:
+        """Native coordinates, refinement and intensities for the output of :meth:`infer`."""
+        from .decode import to_native
+
+        decoded, scale, radius = raw
+        frames = np.asarray(frames)
         fr = frames if frames.dtype.kind == "f" else frames.astype(np.float32)
         centres = [np.stack(to_native(d, scale), 1) for d in decoded]
         t3 = time.perf_counter()
@@ -246,6 +257,9 @@ class NDPDBackend:
         self.times.decode += t5 - t4
         self.times.frames += len(frames)
         return out
+
+    def _detect_batch(self, frames: np.ndarray) -> list[np.ndarray]:
+        return self.postprocess(self.infer(frames), frames)
 
 
 _CACHE: dict = {}
