@@ -1,1 +1,20 @@
-"""refine"""
+"""Sub-pixel refinement of disk centres and origin-free lattices from the autocorrelation (paper eq. 4).
+
+Core functions on plain arrays (frames ``(N, Qx, Qy)``, centres ``(K, 2)`` or PEAK_DTYPE tables):
+
+- :func:`refine_centres` / :func:`refine`: refine detected centres (default: per-disk correlation with the
+  direct beam, then every disk on a fitted lattice moved to its site);
+- :func:`autocorrelation`, :func:`lattice_from_autocorrelation`: ``R = F^-1(|F[I]|^2)`` and the reciprocal
+  lattice fitted to its peaks;
+- :func:`lattice_strain`: strain and rotation maps from reciprocal bases.
+"""
+from .autocorr import LatticeFit, autocorrelation, autocorrelation_shape, lattice_from_autocorrelation
+from .centres import METHODS, RefineMethod, RefineOptions, Refinement, refine, refine_centres
+from .lattice import align_basis, find_basis, reduce_basis
+from .strain import deformation_gradient, lattice_strain
+
+__all__ = [
+    "LatticeFit", "METHODS", "RefineMethod", "RefineOptions", "Refinement", "align_basis", "autocorrelation",
+    "autocorrelation_shape", "deformation_gradient", "find_basis", "lattice_from_autocorrelation",
+    "lattice_strain", "reduce_basis", "refine", "refine_centres",
+]
