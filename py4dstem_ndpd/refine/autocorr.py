@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import scipy.fft as sfft
@@ -236,7 +237,7 @@ def lattice_from_autocorrelation(
     approx_basis: np.ndarray | None = None,
     *,
     radius_px: float,
-    kind: str = "frame",
+    kind: Literal["frame", "autocorrelation"] = "frame",
     max_order: int = 4,
     pattern_shape: tuple[int, int] | None = None,
 ) -> LatticeFit:
@@ -256,7 +257,8 @@ def lattice_from_autocorrelation(
         Approximate rows ``g1, g2`` (px), e.g. from the detected disk centres. They only select which peaks are
         used: each must be within about ``radius_px`` of the truth (for the highest order used). None finds
         them from the strongest autocorrelation peaks of each pattern (a reduced basis; see
-        :func:`~py4dstem_ndpd.refine.lattice.reduce_basis`).
+        :func:`~py4dstem_ndpd.refine.lattice.reduce_basis`); where two crystals overlap, that is the lattice
+        that explains the most peaks, and a superlattice where there is one.
     radius_px : float
         Disk radius, px. Sets the background high-pass (``background_px = radius_px``) and the peak radius
         (``2 * radius_px``).

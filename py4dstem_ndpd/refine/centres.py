@@ -49,7 +49,7 @@ import numpy as np
 from ..exceptions import ConfigError, InputError
 from .autocorr import _usable_lag, autocorrelation, refine_autocorrelation_peaks, robust_basis_fit
 from .lattice import find_basis, index_points
-from .probe import probe_positions
+from .probe import ProbeFit, probe_positions
 
 log = logging.getLogger(__name__)
 
@@ -241,9 +241,7 @@ def refine(
                           snr=split(np.zeros(K)), method=method, timings=timings)
 
     t0 = time.perf_counter()
-    pf = probe_positions(x, group, C, N, float(radius_px), max_shift_px=opts.max_shift_px, gain=opts.gain,
-                         lowpass_px=opts.lowpass_px, whitening=opts.whitening, whitening_snr=opts.whitening_snr,
-                         whitening_floor=opts.whitening_floor)
+    pf = _probe_in_chunks(x, C, starts, float(radius_px), opts)
     timings["probe"] = time.perf_counter() - t0
     has = pf.probe >= 0
     origin[has] = pf.positions[pf.probe[has]]
@@ -352,7 +350,14 @@ def refine_centres(
     ConfigError
         Unknown method, non-positive radius.
     InputError
-        Shapes that do not match, NaN centres.
+        Shapes that do not match, NaN centres or pixels.
+
+    Notes
+    -----
+    The brightest detected disk of each pattern is taken as the direct beam (the probe and the origin). The
+    SNR estimates assume counts (``RefineOptions.gain`` counts per electron). Vectorised over all disks of the
+    batch; ~1-2 ms per 256 x 256 pattern with ~30 disks on one loaded CPU core (``"lattice"``), ~3.5 ms with
+    ``"autocorrelation"`` (its 384 x 384 FFTs).
 
     Examples
     --------
@@ -366,6 +371,34 @@ def refine_centres(
     True
     """
     return refine(frames, centres, radius_px=radius_px, method=method, options=options).centres
+
+
+#: Disks per call of :func:`probe_positions` (bounds the memory of the stacked windows and spectra: ~50 MB).
+CHUNK_DISKS = 4096
+
+
+def _probe_in_chunks(frames, C, starts, radius_px, opts) -> ProbeFit:
+    """:func:`probe_positions` over whole patterns, at most ~:data:`CHUNK_DISKS` disks at a time."""
+    N = len(starts) - 1
+    bounds = [0]
+    for n in range(1, N + 1):
+        if starts[n] - starts[bounds[-1]] > CHUNK_DISKS and n - 1 > bounds[-1]:
+            bounds.append(n - 1)
+    bounds.append(N)
+    parts = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        counts = np.diff(starts[a:b + 1])
+        part = probe_positions(
+            frames[a:b], np.repeat(np.arange(b - a), counts), C[starts[a]:starts[b]], b - a, radius_px,
+            max_shift_px=opts.max_shift_px, gain=opts.gain, lowpass_px=opts.lowpass_px, whitening=opts.whitening,
+            whitening_snr=opts.whitening_snr, whitening_floor=opts.whitening_floor)
+        part.probe = np.where(part.probe >= 0, part.probe + starts[a], -1)
+        parts.append(part)
+    if len(parts) == 1:
+        return parts[0]
+    cat = lambda name: np.concatenate([getattr(q, name) for q in parts])  # noqa: E731
+    return ProbeFit(positions=cat("positions"), snr=cat("snr"), shift=cat("shift"), clipped=cat("clipped"),
+                    probe=cat("probe"))
 
 
 def _reindex(C, group, origin, bases, lat, uv, tol) -> None:

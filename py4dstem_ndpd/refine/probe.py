@@ -52,12 +52,6 @@ class ProbeFit:
         The disk (its radius + 2 px) crosses the detector edge.
     probe : ndarray of int, shape (N,)
         Flat index of the disk used as the probe in each pattern (-1 for patterns without disks).
-    spectra : ndarray of complex, shape (K, w, w)
-        Cross-power spectra of each window with its pattern's probe (low-passed). Their band-limited interpolant
-        at ``c - reference[k]`` (:func:`~py4dstem_ndpd.refine._windows.evaluate_spectra`) is the correlation of
-        disk ``k``'s window with the probe centred at ``c``; it is largest when ``c`` is the disk's centre.
-    reference : ndarray, shape (K, 2)
-        See ``spectra``.
     """
 
     positions: np.ndarray
@@ -65,8 +59,6 @@ class ProbeFit:
     shift: np.ndarray
     clipped: np.ndarray
     probe: np.ndarray
-    spectra: np.ndarray | None = None
-    reference: np.ndarray | None = None
 
 
 def _segment_argmax(values: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
@@ -215,15 +207,13 @@ def probe_positions(
             floor2 = (whitening_floor**2) * np.median(mag2[:, high], axis=1)
             Cb = Cb / np.maximum(mag2 + floor2[:, None, None], 1e-300) ** (0.5 * pw[bright, None, None])
             d[bright] = newton_maximum(Cb, grid_maximum(Cb, d[bright], 0.5, 5)[0])
-            C[bright] = Cb
         new = anchor + t[group] + d
         new[probe[has]] = anchor[probe[has]] + t[has]
         pos = new
     shift = np.linalg.norm(pos - centres, axis=1)
     clipped = (pos[:, 0] < edge - 0.5) | (pos[:, 0] > H - 0.5 - edge) | (pos[:, 1] < edge - 0.5) | (
         pos[:, 1] > W - 0.5 - edge)
-    return ProbeFit(positions=pos, snr=snr, shift=shift, clipped=clipped, probe=probe, spectra=C,
-                    reference=anchor + t[group])
+    return ProbeFit(positions=pos, snr=snr, shift=shift, clipped=clipped, probe=probe)
 
 
 __all__ = ["ProbeFit", "probe_positions"]

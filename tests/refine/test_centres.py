@@ -120,3 +120,15 @@ def test_errors_say_what_is_wrong(case):
                        dict(min_lattice_disks=1), dict(detector_sigma_px=-1)):
         with pytest.raises(ConfigError, match=next(iter(bad_option))):
             RefineOptions(**bad_option)
+
+
+def test_chunked_per_disk_stage_gives_the_same_result(case, monkeypatch):
+    import py4dstem_ndpd.refine.centres as centres
+
+    c = case("tinb_multiphase", 1e5)
+    det = detector_like(c.truth)
+    whole = refine(c.frames, det, radius_px=c.radius)
+    monkeypatch.setattr(centres, "CHUNK_DISKS", 40)  # a few patterns per chunk
+    chunked = refine(c.frames, det, radius_px=c.radius)
+    assert all(np.allclose(a, b, atol=1e-9) for a, b in zip(whole.centres, chunked.centres))
+    assert np.allclose(whole.origin, chunked.origin) and np.allclose(whole.bases, chunked.bases, equal_nan=True)
