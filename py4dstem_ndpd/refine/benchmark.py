@@ -10,9 +10,13 @@ Besides the simulator's presets (whose disks have centrosymmetric interiors), th
 across every diffracted disk, +-40 % at the disk edge in a random direction: the kind of asymmetric interior
 (rocking curve across a tilted disk) that biases intensity-weighted centre estimators.
 
-Example (the table in the refine report)::
+With ``--detector`` the input is instead the output of the shipped YOLO detector (CPU, no refinement), and the
+errors are measured on the detections matched one-to-one to a true disk within 2 px.
+
+Examples (the tables in the refine report)::
 
     python -m py4dstem_ndpd.refine.benchmark --repeats 3
+    python -m py4dstem_ndpd.refine.benchmark --detector --doses 1e4 1e5 1e6
 """
 from __future__ import annotations
 
@@ -117,9 +121,25 @@ def rms_errors(refined: list, case: Case, min_snr: float = 3.0) -> tuple[float, 
     return strong, float(np.sqrt(np.mean(e**2))), int(s.sum())
 
 
+def detector_input(case: Case, backend) -> tuple[list, list]:
+    """Centres found by ``backend.detect`` and, per pattern, the ``(detected, truth)`` indices of matched pairs."""
+    from ..evaluate import match_peaks
+
+    peaks = backend.detect(case.frames)
+    det = [np.stack([p["qx"], p["qy"]], 1).astype(np.float64) for p in peaks]
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    pairs = [match_peaks(d, t, 2.0) if len(d) and len(t) else empty for d, t in zip(det, case.truth)]
+    return det, pairs
+
+
 def run(presets, doses, methods, *, scan_shape=(8, 4), pattern_shape=(256, 256), sigma=0.3, common=0.3,
-        repeats: int = 1) -> list[dict]:
+        repeats: int = 1, detector: bool = False) -> list[dict]:
     """Run the benchmark; one dict per (preset, dose, method)."""
+    backend = None
+    if detector:
+        from ..detect.backend import DetectOptions, NDPDBackend
+
+        backend = NDPDBackend(None, DetectOptions(device="cpu", refine="none"))
     rows = []
     for preset in presets:
         for dose in doses:
@@ -128,16 +148,25 @@ def run(presets, doses, methods, *, scan_shape=(8, 4), pattern_shape=(256, 256),
                                                  pattern_shape=pattern_shape))
             else:
                 case = simulate_case(preset, dose, scan_shape=scan_shape, pattern_shape=pattern_shape)
-            det = detector_like(case.truth, sigma=sigma, common=common)
+            if backend is None:
+                det = detector_like(case.truth, sigma=sigma, common=common)
+                scored, radius = case, case.radius
+            else:
+                det, pairs = detector_input(case, backend)
+                radius = backend.last_radius or case.radius  # the radius the detector measured, as in use
+                # score the matched pairs only: a Case whose truth lists follow the detections
+                scored = Case(**{**case.__dict__, "truth": [t[q] for t, (_, q) in zip(case.truth, pairs)],
+                                 "snr": [s_[q] for s_, (_, q) in zip(case.snr, pairs)]})
             for m in methods:
                 best = np.inf
                 for _ in range(repeats):
                     t0 = time.perf_counter()
-                    res = refine(case.frames, det, radius_px=case.radius, method=m)
+                    res = refine(case.frames, det, radius_px=radius, method=m)
                     best = min(best, time.perf_counter() - t0)
-                strong, allr, n = rms_errors(res.centres, case)
+                refined = res.centres if backend is None else [c[d] for c, (d, _) in zip(res.centres, pairs)]
+                strong, allr, n = rms_errors(refined, scored)
                 rows.append(dict(preset=preset, dose=dose, method=m, rms_snr3=strong, rms_all=allr, n_snr3=n,
-                                 n_all=int(sum(len(c) for c in case.truth)),
+                                 n_all=int(sum(len(c) for c in scored.truth)),
                                  ms_per_pattern=1e3 * best / len(case.frames)))
     return rows
 
@@ -152,9 +181,10 @@ def main(argv=None) -> None:
     p.add_argument("--sigma", type=float, default=0.3)
     p.add_argument("--common", type=float, default=0.3)
     p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--detector", action="store_true", help="refine the shipped detector's centres instead")
     a = p.parse_args(argv)
     rows = run(a.presets, a.doses, a.methods, scan_shape=tuple(a.scan), pattern_shape=(a.size, a.size),
-               sigma=a.sigma, common=a.common, repeats=a.repeats)
+               sigma=a.sigma, common=a.common, repeats=a.repeats, detector=a.detector)
     print(f"{'preset':20s} {'dose':>7s} {'method':16s} {'RMS snr>=3':>10s} {'n':>5s} {'RMS all':>8s} {'n':>5s} "
           f"{'ms/pattern':>10s}")
     for r in rows:

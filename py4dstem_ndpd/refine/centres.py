@@ -356,7 +356,7 @@ def refine_centres(
     -----
     The brightest detected disk of each pattern is taken as the direct beam (the probe and the origin). The
     SNR estimates assume counts (``RefineOptions.gain`` counts per electron). Vectorised over all disks of the
-    batch; ~1-2 ms per 256 x 256 pattern with ~30 disks on one loaded CPU core (``"lattice"``), ~3.5 ms with
+    batch; ~1-2 ms per 256 x 256 pattern with ~30 disks on a shared 2-core CPU (``"lattice"``), ~3.5 ms with
     ``"autocorrelation"`` (its 384 x 384 FFTs).
 
     Examples
