@@ -73,7 +73,7 @@ def run_demo(out_dir: str | Path = "ndpd-demo", options: DemoOptions | None = No
     from sklearn.metrics import adjusted_rand_score
 
     from .analysis import (
-        PhaseOptions, ReportSection, line_profile, phase_map, plot_detections, plot_error_histograms,
+        PhaseOptions, ReportSection, phase_map, plot_detections, plot_error_histograms,
         plot_phase_strain, plot_strain_maps, plot_virtual_images, strain_map, virtual_annular_dark_field,
         virtual_bright_field, write_report,
     )
@@ -119,11 +119,6 @@ def run_demo(out_dir: str | Path = "ndpd-demo", options: DemoOptions | None = No
     sige = si.truth.phase == 1
     core = sige & (si.truth.strain[..., 0] > 0.9 * si.truth.strain[..., 0].max())
     si_err = strain_error(st.e_xx, si.truth.strain[..., 0], mask=st.valid)
-    dist, prof, prof_sd = line_profile(st.e_xx, (0, opts.si_scan[1] / 2), (opts.si_scan[0] - 1, opts.si_scan[1] / 2),
-                                       width=max(1, opts.si_scan[1] - 2), pixel_size=si.truth.calibration.r_pixel_size)
-    _, prof_t, _ = line_profile(si.truth.strain[..., 0], (0, opts.si_scan[1] / 2),
-                                (opts.si_scan[0] - 1, opts.si_scan[1] / 2), width=max(1, opts.si_scan[1] - 2),
-                                pixel_size=si.truth.calibration.r_pixel_size)
     bf = virtual_bright_field(si.datacube)
     adf = virtual_annular_dark_field(si.datacube)
     save_py4dstem(out / "si_sige_maps.h5", _maps_slice({"e_xx": st.e_xx, "e_yy": st.e_yy, "e_xy": st.e_xy,
@@ -134,7 +129,7 @@ def run_demo(out_dir: str | Path = "ndpd-demo", options: DemoOptions | None = No
                         out / "si_sige_detections.png", truth=si.truth, title="Si/SiGe: NDPD detections"),
         plot_virtual_images(bf, adf, out / "si_sige_virtual.png", pixel_size=si.truth.calibration.r_pixel_size),
         plot_strain_maps(st.e_xx, st.e_yy, out / "si_sige_strain.png", virtual=adf,
-                         profile_xx=(dist, prof, prof_sd), pixel_size=si.truth.calibration.r_pixel_size,
+                         pixel_size=si.truth.calibration.r_pixel_size,
                          truth=(si.truth.strain[..., 0], si.truth.strain[..., 1])),
         plot_error_histograms({"Si/SiGe": si_m.errors}, out / "errors.png"),
     ]
