@@ -99,6 +99,127 @@ def cmd_train(a) -> int:
     return EXIT_OK
 
 
+def _read_braggvectors(path):
+    import py4DSTEM
+
+    from .exceptions import InputError
+
+    try:
+        obj = py4DSTEM.read(str(path))
+    except Exception as err:  # noqa: BLE001
+        raise InputError(f"{path}: cannot read it with py4DSTEM.read ({type(err).__name__}: {err}).") from None
+    if type(obj).__name__ != "BraggVectors":
+        raise InputError(f"{path} holds a {type(obj).__name__}, not BraggVectors; run `ndpd detect` first.")
+    return obj
+
+
+def _reference(a):
+    return tuple(a.reference) if a.reference else None
+
+
+def cmd_demo(a) -> int:
+    from .demo import DemoOptions, run_demo
+
+    opts = DemoOptions.quick() if a.quick else DemoOptions()
+    if a.weights:
+        from dataclasses import replace
+
+        opts = replace(opts, weights=a.weights)
+    s = run_demo(a.output, opts, overwrite=a.overwrite)
+    si, tn = s["si_sige_multilayer"], s["tinb_multiphase"]
+    print(f"demo written to {a.output}/ in {s['total_s']:.0f} s (report: {a.output}/report.html)")
+    print(f"  Si/SiGe: {si['patterns_per_s']:.1f} patterns/s, recall {si['detection']['recall']:.4f}, "
+          f"centre RMS {si['detection']['error_rms']:.3f} px, strain precision {si['precision_e_xx_substrate']:.1e}, "
+          f"SiGe e_xx {si['mean_e_xx_sige_core']:.5f} (truth {si['truth_e_xx_sige_core']:.5f})")
+    print(f"  Ti-Nb:   {tn['patterns_per_s']:.1f} patterns/s, recall {tn['detection']['recall']:.4f}, "
+          f"{tn['n_phases']} phases, ARI vs truth {tn['adjusted_rand_index']:.3f}")
+    return EXIT_OK
+
+
+def cmd_strain(a) -> int:
+    from .analysis import plot_strain_maps, strain_map
+    from .demo import _maps_slice
+    from .io.writers import check_writable, save_py4dstem
+
+    out = check_writable(a.output, a.overwrite)
+    st = strain_map(_read_braggvectors(a.input), reference=_reference(a))
+    save_py4dstem(out, _maps_slice({"e_xx": st.e_xx, "e_yy": st.e_yy, "e_xy": st.e_xy, "theta": st.theta}, "strain"),
+                  overwrite=a.overwrite)
+    plot_strain_maps(st.e_xx, st.e_yy, out.with_suffix(".png"))
+    print(f"wrote {out} and {out.with_suffix('.png')}; precision (std in reference): "
+          f"e_xx {st.precision['e_xx']:.2e}, e_yy {st.precision['e_yy']:.2e}")
+    return EXIT_OK
+
+
+def cmd_phase(a) -> int:
+    from .analysis import phase_map
+    from .demo import _maps_slice
+    from .io.writers import check_writable, save_py4dstem
+
+    out = check_writable(a.output, a.overwrite)
+    ph = phase_map(_read_braggvectors(a.input), n_phases=a.n_phases)
+    save_py4dstem(out, _maps_slice({"phase": ph.labels}, "phase"), overwrite=a.overwrite)
+    print(f"wrote {out}: {ph.n_phases} phases")
+    for p in ph.phases:
+        print(f"  phase {p.label}: {p.fraction:.1%} of positions, |g1| {p.g1:.2f} px, |g2| {p.g2:.2f} px, "
+              f"angle {p.angle:.1f} deg, example at {p.representative}")
+    return EXIT_OK
+
+
+def _open_datacube(path, dataset=None):
+    """DataCube (and truth when the file was written by ``ndpd simulate``)."""
+    import h5py
+
+    from .synth.io import TRUTH_GROUP, load_scan
+
+    try:
+        with h5py.File(path, "r") as f:
+            has_truth = TRUTH_GROUP in f
+    except OSError:
+        has_truth = False
+    if has_truth:
+        scan = load_scan(path)
+        return scan.datacube, scan.truth
+    import py4DSTEM
+
+    from .io.readers import load_input
+
+    inp = load_input(path, dataset_path=dataset)
+    dc = py4DSTEM.DataCube(data=inp.array[()] if hasattr(inp.array, "id") else inp.array)
+    inp.calibration.apply_to(dc.calibration)
+    return dc, None
+
+
+def cmd_compare(a) -> int:
+    from .compare import CompareOptions, compare, write_comparison_report
+    from .io.writers import OutputExistsError
+
+    out = Path(a.output)
+    if (out / "comparison.json").exists() and not a.overwrite:
+        raise OutputExistsError(f"{out} holds a comparison; pass --overwrite to replace it.")
+    dc, truth = _open_datacube(a.input)
+    res = compare(dc, truth=truth, options=CompareOptions(detect=_detect_options(a), weights=a.weights))
+    summary = write_comparison_report(res, dc, out, truth=truth, reference=_reference(a))
+    print(json.dumps({k: summary[k] for k in ("n_patterns", "speedup_ndpd_over_template", "agreement")}, indent=1,
+                     default=float))
+    print(f"report: {out / 'report.html'}")
+    return EXIT_OK
+
+
+def cmd_bench(a) -> int:
+    from .compare import CompareOptions, compare
+    from .synth import Acquisition, simulate_preset
+
+    scan = simulate_preset("si_sige_multilayer", Acquisition(scan_shape=tuple(a.scan), pattern_shape=(a.size, a.size),
+                                                             dose=a.dose, seed=123))
+    res = compare(scan.datacube, truth=scan.truth, options=CompareOptions(detect=_detect_options(a), stages=False))
+    rows = {k: {"patterns_per_s": m.patterns_per_second, "recall": m.metrics.recall,
+                "precision": m.metrics.precision, "centre_rms_px": m.metrics.error_rms} for k, m in res.methods.items()}
+    print(json.dumps({"patterns": res.n_patterns, "size": a.size, "dose": a.dose, "methods": rows,
+                      "speedup": res.speedup}, indent=1, default=float))
+    return EXIT_OK
+
+
 def _add_detect_args(p):
     p.add_argument("--weights", default=None, help="weights file (default: the shipped model)")
     p.add_argument("--conf", type=float, default=0.25, help="confidence threshold in (0, 1) (default 0.25)")
@@ -150,17 +271,43 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", dest="device_train", default="cpu")
     s.set_defaults(func=cmd_train)
 
-    _add_science_commands(sub)
+    s = sub.add_parser("demo", help="the main job: simulate Si/SiGe and Ti-Nb, detect, strain, phases, report")
+    s.add_argument("-o", "--output", default="ndpd-demo", help="output folder (default ./ndpd-demo)")
+    s.add_argument("--quick", action="store_true", help="tiny scans (seconds)")
+    s.add_argument("--weights", default=None)
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("strain", help="strain map of BraggVectors (EMD) with py4DSTEM's StrainMap")
+    s.add_argument("input", help="file with py4DSTEM BraggVectors (from `ndpd detect`)")
+    s.add_argument("-o", "--output", required=True, help="EMD file for the maps (a PNG is written beside it)")
+    s.add_argument("--reference", type=int, nargs=4, metavar=("RX0", "RX1", "RY0", "RY1"), default=None,
+                   help="strain-free reference rectangle (half-open), default: the whole scan")
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(func=cmd_strain)
+
+    s = sub.add_parser("phase", help="k-means phase map of BraggVectors (EMD) from interatomic distances")
+    s.add_argument("input")
+    s.add_argument("-o", "--output", required=True)
+    s.add_argument("--n-phases", type=int, default=None, help="default: chosen by the silhouette score")
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(func=cmd_phase)
+
+    s = sub.add_parser("compare", help="NDPD vs py4DSTEM template matching on the same data, with a report")
+    s.add_argument("input", help="py4DSTEM/EMD file (with ground truth if written by `ndpd simulate`)")
+    s.add_argument("-o", "--output", default="ndpd-compare", help="report folder")
+    s.add_argument("--reference", type=int, nargs=4, metavar=("RX0", "RX1", "RY0", "RY1"), default=None)
+    s.add_argument("--overwrite", action="store_true")
+    _add_detect_args(s)
+    s.set_defaults(func=cmd_compare)
+
+    s = sub.add_parser("bench", help="quick speed/accuracy check against template matching on simulated data")
+    s.add_argument("--scan", type=int, nargs=2, default=[8, 8], metavar=("RX", "RY"))
+    s.add_argument("--size", type=int, default=256)
+    s.add_argument("--dose", type=float, default=1e6)
+    _add_detect_args(s)
+    s.set_defaults(func=cmd_bench)
     return p
-
-
-def _add_science_commands(sub) -> None:
-    """Subcommands built on the analysis package (demo, strain, phase, compare, bench)."""
-    try:
-        from . import workflows
-    except ImportError:  # analysis layer not installed yet
-        return
-    workflows.add_commands(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

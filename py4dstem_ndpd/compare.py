@@ -84,10 +84,11 @@ class ComparisonResult:
     methods: dict[str, MethodResult]
     agreement: dict
     n_patterns: int
+    template_settings: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"n_patterns": self.n_patterns, "methods": {k: v.to_dict() for k, v in self.methods.items()},
-                "agreement": self.agreement}
+                "agreement": self.agreement, "template_settings": self.template_settings}
 
     @property
     def speedup(self) -> float:
@@ -172,9 +173,90 @@ def compare(datacube, *, truth=None, options: CompareOptions | None = None) -> C
             methods[k] = MethodResult(k, v, dt)
     tm = template_matching(datacube, options=opts.template)
     methods["template"] = MethodResult("template", tm.peaks, tm.seconds)
+    settings = {k: v for k, v in tm.settings.items() if isinstance(v, (int, float, str, bool))}
     radius = float(backend.last_radius or tm.settings.get("disk_radius", 4.0))
     if truth is not None:
         for m in methods.values():
             m.metrics = evaluate_detections(m.peaks, truth, min_snr=opts.min_snr)
     agree = agreement(methods["ndpd"].peaks, methods["template"].peaks, radius)
-    return ComparisonResult(methods=methods, agreement=agree, n_patterns=len(frames))
+    return ComparisonResult(methods=methods, agreement=agree, n_patterns=len(frames), template_settings=settings)
+
+
+def strain_side_by_side(result: ComparisonResult, datacube, *, reference=None, methods=("ndpd", "template")) -> dict:
+    """Strain maps of each method (py4DSTEM StrainMap via :func:`~py4dstem_ndpd.analysis.strain_map`).
+
+    Returns ``{method: StrainResult}``; methods whose lattice fit fails are left out (logged).
+    """
+    from .analysis import strain_map
+    from .bridge import to_braggvectors
+    from .calibration import Calibration
+
+    cal = Calibration.from_py4dstem(datacube.calibration)
+    out = {}
+    for name in methods:
+        try:
+            out[name] = strain_map(to_braggvectors(result.methods[name].peaks, cal), reference=reference)
+        except Exception as err:  # noqa: BLE001 - one method failing must not lose the others
+            logger.warning("strain map of %s failed: %s", name, err)
+    return out
+
+
+def write_comparison_report(result: ComparisonResult, datacube, out_dir, *, truth=None, reference=None) -> dict:
+    """Figures (PNG + PDF), ``comparison.json`` and ``report.html`` of a comparison in ``out_dir``.
+
+    Returns the JSON summary (methods, agreement, speed-up, strain precision per method).
+    """
+    import json
+    from pathlib import Path
+
+    from .analysis import ReportSection, plot_detections, plot_error_histograms, plot_strain_maps, write_report
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = result.to_dict()
+    summary["agreement"] = {k: v for k, v in result.agreement.items() if k != "distances"}
+    summary["speedup_ndpd_over_template"] = result.speedup
+    Rx, Ry = result.methods["ndpd"].peaks.scan_shape
+    examples = [(0, 0), (Rx // 2, Ry // 2), (Rx - 1, Ry - 1)]
+    figs = []
+    for name in ("ndpd", "template"):
+        plot_detections(datacube.data, result.methods[name].peaks, examples, out / f"detections_{name}.png",
+                        truth=truth, title=LABELS[name])
+        figs.append(out / f"detections_{name}.png")
+    if truth is not None:
+        plot_error_histograms({LABELS[k]: m.metrics.offsets for k, m in result.methods.items() if m.metrics is not None},
+                              out / "centre_errors.png")
+    else:
+        plot_error_histograms({"NDPD vs template matching": result.agreement["distances"]}, out / "centre_errors.png")
+    figs.append(out / "centre_errors.png")
+    strains = strain_side_by_side(result, datacube, reference=reference)
+    summary["strain"] = {}
+    for name, st in strains.items():
+        plot_strain_maps(st.e_xx, st.e_yy, out / f"strain_{name}.png",
+                         truth=(truth.strain[..., 0], truth.strain[..., 1]) if truth is not None else None)
+        figs.append(out / f"strain_{name}.png")
+        summary["strain"][name] = {"precision": st.precision}
+        if truth is not None:
+            from .evaluate import strain_error
+
+            summary["strain"][name]["e_xx_vs_truth"] = strain_error(st.e_xx, truth.strain[..., 0], mask=st.valid)
+    (out / "comparison.json").write_text(json.dumps(summary, indent=1, default=float))
+    numbers = {f"{LABELS[k]}: patterns/s": m.patterns_per_second for k, m in result.methods.items() if k in ("ndpd", "template")}
+    numbers["speed-up NDPD / template matching"] = result.speedup
+    for k, m in result.methods.items():
+        if m.metrics is not None:
+            numbers[f"{LABELS[k]}: recall"] = m.metrics.recall
+            numbers[f"{LABELS[k]}: precision"] = m.metrics.precision
+            numbers[f"{LABELS[k]}: centre RMS (px)"] = m.metrics.error_rms
+    for k, st in strains.items():
+        numbers[f"{LABELS[k]}: std e_xx in reference"] = st.precision.get("e_xx", float("nan"))
+    a = result.agreement
+    numbers["peaks found by both"] = a["matched"]
+    numbers["found by NDPD only"] = a["only_first"]
+    numbers["found by template matching only"] = a["only_second"]
+    numbers["median distance between the two (px)"] = a["distance_median"]
+    text = ("Both methods ran on the same patterns in the same process; patterns/s are end-to-end for each "
+            "(template matching: py4DSTEM find_Bragg_disks with the settings in comparison.json).")
+    write_report(out, [ReportSection("NDPD vs py4DSTEM template matching", text, numbers, figs)],
+                 title="py4dstem-ndpd comparison")
+    return summary
