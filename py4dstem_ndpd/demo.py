@@ -125,7 +125,8 @@ def run_demo(out_dir: str | Path = "ndpd-demo", options: DemoOptions | None = No
                                                          "theta": st.theta, "virtual_bf": bf, "virtual_adf": adf},
                                                         "si_sige_strain"), overwrite=True)
     figs_si = [
-        plot_detections(si.data, si_peaks, [(0, 0), (opts.si_scan[0] // 2, 1), (opts.si_scan[0] - 1, 2)],
+        plot_detections(si.data, si_peaks, [(0, 0), (opts.si_scan[0] // 2, opts.si_scan[1] // 2),
+                                             (opts.si_scan[0] - 1, opts.si_scan[1] - 1)],
                         out / "si_sige_detections.png", truth=si.truth, title="Si/SiGe: NDPD detections"),
         plot_virtual_images(bf, adf, out / "si_sige_virtual.png", pixel_size=si.truth.calibration.r_pixel_size),
         plot_strain_maps(st.e_xx, st.e_yy, out / "si_sige_strain.png", virtual=adf,

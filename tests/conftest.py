@@ -1,9 +1,12 @@
 """Shared fixtures: small simulated scans with truth, and a network guard."""
 from __future__ import annotations
 
+import os
 import socket
 
-import pytest
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest  # noqa: E402
 
 from py4dstem_ndpd._offline import configure_offline
 

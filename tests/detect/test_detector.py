@@ -1,0 +1,167 @@
+"""The shipped detector on simulated scans: accuracy, drop-in BraggVectors, offline behaviour, errors."""
+import numpy as np
+import pytest
+
+import py4DSTEM
+from py4dstem_ndpd import DetectOptions, detect_pattern, find_Bragg_disks
+from py4dstem_ndpd.api import detect_scan
+from py4dstem_ndpd.detect.model import load_model, shipped_weights_path
+from py4dstem_ndpd.evaluate import evaluate_detections
+from py4dstem_ndpd.exceptions import ConfigError, DeviceError, InputError, ModelLoadError
+
+FAST = DetectOptions(batch_size=16)
+
+
+@pytest.fixture(scope="module")
+def si_peaks(si_scan):
+    return detect_scan(si_scan.datacube, options=FAST, progress=False)
+
+
+def test_shipped_weights_load_offline(no_network):
+    m = load_model(None, "cpu")
+    assert shipped_weights_path().stat().st_size < 20e6
+    assert m.in_channels == 1 and m.imgsz == 256
+    assert m.net.model[-1].nc == 1
+
+
+def test_accuracy_on_small_si_scan(si_scan, si_peaks):
+    m = evaluate_detections(si_peaks, si_scan.truth, min_snr=3.0)
+    # measured on this scan with the shipped weights: recall 1.0, precision >= 0.998, RMS ~0.02 px
+    assert m.recall >= 0.99
+    assert m.precision >= 0.99
+    assert m.error_rms <= 0.05
+
+
+def test_refinement_beats_raw_dfl_centres(si_scan, si_peaks):
+    raw = detect_scan(si_scan.datacube, options=DetectOptions(batch_size=16, refine="none"), progress=False)
+    m_raw = evaluate_detections(raw, si_scan.truth, min_snr=3.0)
+    m_ref = evaluate_detections(si_peaks, si_scan.truth, min_snr=3.0)
+    assert m_raw.recall >= 0.99
+    assert m_ref.error_rms < 0.5 * m_raw.error_rms
+
+
+def test_find_bragg_disks_is_a_drop_in(si_scan, tmp_path, no_network):
+    bv = find_Bragg_disks(si_scan.datacube, options=FAST, progress=False)
+    assert isinstance(bv, py4DSTEM.BraggVectors)
+    assert bv.Rshape == si_scan.truth.scan_shape and tuple(bv.Qshape) == si_scan.truth.pattern_shape
+    assert bv.calibration.get_Q_pixel_size() == pytest.approx(si_scan.truth.calibration.q_pixel_size)
+    v = bv.raw[0, 0]
+    assert {"qx", "qy", "intensity", "confidence"} <= set(v.data.dtype.names)
+    # py4DSTEM's own downstream: origin, then StrainMap, then save/read
+    qx0, qy0, _ = bv.measure_origin()
+    np.testing.assert_allclose(qx0, si_scan.truth.origin[..., 0], atol=0.1)
+    np.testing.assert_allclose(qy0, si_scan.truth.origin[..., 1], atol=0.1)
+    path = tmp_path / "bv.h5"
+    py4DSTEM.save(str(path), bv, mode="o")
+    back = py4DSTEM.read(str(path))
+    np.testing.assert_allclose(back.raw[3, 1].data["qx"], bv.raw[3, 1].data["qx"])
+    bv.fit_origin(fitfunction="parabola", plot=False)
+    sm = py4DSTEM.StrainMap(braggvectors=bv)
+    sm.choose_basis_vectors(minSpacing=3, edgeBoundary=1, maxNumPeaks=40)
+    sm.fit_basis_vectors(max_peak_spacing=2)
+    sm.get_strain(gvects=np.all(si_scan.truth.strain == 0, axis=-1))
+    exx = sm.get_slice("e_xx").data
+    assert np.nanmax(np.abs(exx - si_scan.truth.strain[..., 0])) < 1e-3
+
+
+def test_strain_from_ndpd_matches_truth(si_scan):
+    from py4dstem_ndpd.analysis import strain_map
+
+    bv = find_Bragg_disks(si_scan.datacube, options=FAST, progress=False)
+    ref = np.zeros(si_scan.truth.scan_shape, bool)
+    ref[:2] = True  # substrate
+    st = strain_map(bv, reference=ref)
+    err = st.e_xx - si_scan.truth.strain[..., 0]
+    assert np.nanmax(np.abs(err)) < 1e-3
+    assert np.nanstd(err) < 4e-4
+
+
+def test_detect_pattern_returns_rows(si_scan):
+    rows = detect_pattern(si_scan.data[0, 0], options=FAST)
+    assert rows.shape[1] == 4 and rows.dtype == np.float32
+    assert 0 < rows[:, 3].min() and rows[:, 3].max() <= 1
+
+
+def test_flip_and_shift_symmetry(si_scan):
+    p = np.asarray(si_scan.data[5, 1], np.float32)
+    a = detect_pattern(p, options=FAST)
+    b = detect_pattern(p[::-1].copy(), options=FAST)
+    b_back = np.stack([p.shape[0] - 1 - b[:, 0], b[:, 1]], 1)
+    from py4dstem_ndpd.evaluate import match_peaks
+
+    ia, ib = match_peaks(a[:, :2], b_back, 2.0)
+    assert len(ia) >= 0.95 * len(a)
+    assert np.sqrt(np.mean(np.sum((a[ia, :2] - b_back[ib]) ** 2, 1))) < 0.1
+    s = np.roll(p, (3, -5), axis=(0, 1))
+    c = detect_pattern(s, options=FAST)
+    ia, ic = match_peaks(a[:, :2] + [3, -5], c[:, :2], 2.0)
+    assert len(ia) >= 0.9 * len(a)
+    assert np.median(np.linalg.norm(a[ia, :2] + [3, -5] - c[ic, :2], axis=1)) < 0.05
+
+
+def test_all_zero_patterns_give_no_peaks():
+    rows = detect_pattern(np.zeros((128, 128), np.uint16), options=FAST)
+    assert rows.shape == (0, 4)
+
+
+def test_non_square_patterns(si_scan):
+    p = np.asarray(si_scan.data[0, 0])[:, 20:236]  # 256 x 216
+    rows = detect_pattern(p, options=FAST)
+    t = si_scan.truth.disks_at(0, 0)
+    inside = (t["qy"] >= 24) & (t["qy"] < 212) & (t["qx"] >= 4) & (t["qx"] < 252) & (t["snr"] >= 3)
+    from py4dstem_ndpd.evaluate import match_peaks
+
+    truth = np.stack([t["qx"][inside], t["qy"][inside] - 20], 1)
+    it, ir = match_peaks(truth, rows[:, :2], 2.0)
+    assert len(it) >= 0.97 * len(truth)
+    assert np.sqrt(np.mean(np.sum((truth[it] - rows[ir, :2]) ** 2, 1))) < 0.1
+
+
+@pytest.mark.parametrize(
+    "bad, exc, match",
+    [
+        (np.zeros((4, 4, 4)), InputError, "4D"),
+        (np.zeros((0, 2, 64, 64)), InputError, "empty"),
+        (np.zeros((2, 2, 8, 8)), InputError, "too small"),
+        (np.full((1, 1, 64, 64), np.nan), InputError, "NaN"),
+        (np.zeros((1, 1, 64, 64), dtype=complex), InputError, "dtype"),
+    ],
+)
+def test_bad_inputs_give_clear_errors(bad, exc, match):
+    with pytest.raises(exc, match=match):
+        find_Bragg_disks(bad, progress=False)
+
+
+def test_bad_options_and_weights(tmp_path):
+    with pytest.raises(ConfigError, match="conf"):
+        DetectOptions(conf=1.5)
+    with pytest.raises(ConfigError, match="batch_size"):
+        DetectOptions(batch_size=0)
+    with pytest.raises(ModelLoadError, match="not found"):
+        load_model(tmp_path / "missing.pt")
+    bad = tmp_path / "corrupt.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ModelLoadError, match="corrupt"):
+        load_model(bad)
+
+
+def test_cuda_request_without_cuda():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(DeviceError, match="no CUDA"):
+        load_model(None, "cuda")
+
+
+@pytest.mark.gpu
+def test_cuda_amp_matches_cpu(si_scan):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    a = detect_scan(si_scan.datacube, options=DetectOptions(device="cpu"), progress=False)
+    b = detect_scan(si_scan.datacube, options=DetectOptions(device="cuda", amp=True), progress=False)
+    m = evaluate_detections(b, si_scan.truth, min_snr=3.0)
+    assert m.recall >= 0.99 and m.error_rms <= 0.05
+    assert abs(a.n_peaks - b.n_peaks) <= 0.01 * a.n_peaks

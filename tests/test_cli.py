@@ -1,0 +1,46 @@
+"""The `ndpd` command: subcommands, outputs, exit codes."""
+import json
+
+import py4DSTEM
+import pytest
+
+from py4dstem_ndpd.cli import EXIT_ERROR, EXIT_EXISTS, EXIT_OK, main
+
+
+def test_help_everywhere(capsys):
+    for cmd in ([], ["info"], ["simulate"], ["detect"], ["train"], ["demo"], ["strain"], ["phase"], ["compare"], ["bench"]):
+        with pytest.raises(SystemExit) as e:
+            main(cmd + ["--help"])
+        assert e.value.code == 0
+    assert "usage" in capsys.readouterr().out
+
+
+def test_info(capsys):
+    assert main(["info"]) == EXIT_OK
+    info = json.loads(capsys.readouterr().out)
+    assert info["weights_present"] and info["ultralytics"]
+
+
+def test_simulate_detect_strain_phase(tmp_path, capsys):
+    scan = tmp_path / "si.h5"
+    assert main(["simulate", "si_sige_multilayer", "-o", str(scan), "--scan", "8", "2"]) == EXIT_OK
+    assert main(["simulate", "si_sige_multilayer", "-o", str(scan), "--scan", "8", "2"]) == EXIT_EXISTS
+    bv = tmp_path / "bv.h5"
+    assert main(["detect", str(scan), "-o", str(bv), "--batch-size", "8"]) == EXIT_OK
+    back = py4DSTEM.read(str(bv))
+    assert type(back).__name__ == "BraggVectors" and back.Rshape == (8, 2)
+    assert main(["detect", str(scan), "-o", str(bv)]) == EXIT_EXISTS
+    assert main(["strain", str(bv), "-o", str(tmp_path / "strain.h5"), "--reference", "0", "2", "0", "2"]) == EXIT_OK
+    maps = py4DSTEM.read(str(tmp_path / "strain.h5"))
+    assert maps.data.shape == (8, 2, 4)
+    assert main(["phase", str(bv), "-o", str(tmp_path / "phase.h5"), "--n-phases", "2"]) == EXIT_OK
+
+
+def test_errors_have_exit_codes_and_messages(tmp_path, capsys):
+    assert main(["detect", str(tmp_path / "missing.h5"), "-o", str(tmp_path / "o.h5")]) == EXIT_ERROR
+    assert "no such file" in capsys.readouterr().err
+    bad = tmp_path / "truncated.h5"
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 10)
+    assert main(["detect", str(bad), "-o", str(tmp_path / "o.h5")]) == EXIT_ERROR
+    assert "truncated" in capsys.readouterr().err
+    assert main(["detect", str(bad), "-o", str(tmp_path / "o.h5"), "--conf", "2"]) == EXIT_ERROR
