@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Literal, Union
 import numpy as np
 
 from ..exceptions import ConfigError, InputError
+from ..strain_convention import STRAIN_COMPONENTS, deformation_from_bases, strain_components
 from ._quiet import quiet_py4dstem
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -53,7 +54,6 @@ OriginMode = Literal["auto", "keep", "measure", "fit"]
 #: A reference region: a boolean (Rx, Ry) mask, a rectangle ``(rx0, rx1, ry0, ry1)`` (half-open, like slices),
 #: or ``None`` for the whole scan.
 Reference = Union[np.ndarray, tuple[int, int, int, int], None]
-STRAIN_COMPONENTS = ("e_xx", "e_yy", "e_xy", "theta")
 
 
 @dataclass(frozen=True)
@@ -219,17 +219,7 @@ def strain_from_lattice(lattice: np.ndarray, reference: np.ndarray) -> np.ndarra
         raise InputError(f"lattice must be (..., 2, 2) and reference (2, 2), got {lattice.shape} and {G0.shape}")
     if abs(np.linalg.det(G0)) < 1e-12:
         raise InputError(f"reference basis {G0.tolist()} is singular; g1 and g2 must not be collinear.")
-    flat = lattice.reshape(-1, 2, 2)
-    out = np.full((flat.shape[0], 4), np.nan)
-    X = np.einsum("ij,njk->nik", np.linalg.inv(G0), flat)  # reference @ X = lattice
-    det = np.linalg.det(np.nan_to_num(X))
-    ok = np.all(np.isfinite(flat), axis=(1, 2)) & (np.abs(det) > 1e-12)
-    F = np.linalg.inv(X[ok])
-    out[ok, 0] = F[:, 0, 0] - 1.0
-    out[ok, 1] = F[:, 1, 1] - 1.0
-    out[ok, 2] = 0.5 * (F[:, 0, 1] + F[:, 1, 0])
-    out[ok, 3] = 0.5 * (F[:, 1, 0] - F[:, 0, 1])
-    return out.reshape(lattice.shape[:-2] + (4,))
+    return strain_components(deformation_from_bases(lattice, G0))
 
 
 # ---- reference region ---------------------------------------------------------------------------------------

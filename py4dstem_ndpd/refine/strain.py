@@ -15,12 +15,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..exceptions import InputError
+from ..strain_convention import deformation_from_bases, strain_components
 
 __all__ = ["deformation_gradient", "lattice_strain"]
 
 
 def deformation_gradient(basis: np.ndarray, ref_basis: np.ndarray) -> np.ndarray:
-    """Real-space deformation gradient ``F = inv(basis) @ ref_basis``, shape (..., 2, 2).
+    """Real-space deformation gradient ``F = inv(basis) @ ref_basis``, shape (..., 2, 2); NaN where singular.
 
     Parameters
     ----------
@@ -34,8 +35,7 @@ def deformation_gradient(basis: np.ndarray, ref_basis: np.ndarray) -> np.ndarray
     G0 = np.asarray(ref_basis, dtype=np.float64)
     if G.shape[-2:] != (2, 2) or G0.shape[-2:] != (2, 2):
         raise InputError(f"bases must have shape (..., 2, 2) (rows g1, g2), got {G.shape} and {G0.shape}")
-    with np.errstate(all="ignore"):
-        return np.linalg.solve(G, np.broadcast_to(G0, G.shape))
+    return deformation_from_bases(G, G0)
 
 
 def lattice_strain(
@@ -70,9 +70,5 @@ def lattice_strain(
         raise InputError(f"g1 and g2 must have the same shape (..., 2), got {g1.shape} and {g2.shape}")
     G = np.stack([g1, g2], -2)
     G0 = np.stack(np.broadcast_arrays(np.asarray(ref_g1, float), np.asarray(ref_g2, float)), -2)
-    F = deformation_gradient(G, G0)
-    e_xx = F[..., 0, 0] - 1.0
-    e_yy = F[..., 1, 1] - 1.0
-    e_xy = 0.5 * (F[..., 0, 1] + F[..., 1, 0])
-    theta = 0.5 * (F[..., 1, 0] - F[..., 0, 1])
-    return e_xx, e_yy, e_xy, theta
+    e = strain_components(deformation_gradient(G, G0))
+    return e[..., 0], e[..., 1], e[..., 2], e[..., 3]

@@ -12,6 +12,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..exceptions import ConfigError
+from ..strain_convention import strain_components
 from .crystal import ZoneReflections, bcc, hcp, ordered_oxide, silicon, zone_reflections
 from .scan import Acquisition, SampleModel, SimulatedScan, simulate, smooth_field
 
@@ -33,16 +34,6 @@ def _fill(shape, n_comp):
     Rx, Ry = shape
     F = np.broadcast_to(np.eye(2), (Rx, Ry, n_comp, 2, 2)).copy()
     return F
-
-
-def _strain_from_F(F: np.ndarray) -> np.ndarray:
-    """(…, 2, 2) deformation gradient -> (…, 4) e_xx, e_yy, e_xy, theta (small-strain decomposition)."""
-    G = F - np.eye(2)
-    exx = G[..., 0, 0]
-    eyy = G[..., 1, 1]
-    exy = 0.5 * (G[..., 0, 1] + G[..., 1, 0])
-    theta = 0.5 * (G[..., 1, 0] - G[..., 0, 1])
-    return np.stack([exx, eyy, exy, theta], -1)
 
 
 def si_sige_sample(
@@ -168,7 +159,7 @@ def tinb_sample(
     weights[..., 0] = 1.0
     weights[phase == 2, 0], weights[phase == 2, 1] = 0.6, 0.4
     weights[phase == 3, 0], weights[phase == 3, 2] = 0.55, 0.45
-    strain = _strain_from_F(Fm[:, :, 0])
+    strain = strain_components(Fm[:, :, 0])
     tilt = np.stack([smooth_field((Rx, Ry), rng, 1.5, 0.01), smooth_field((Rx, Ry), rng, 1.5, 0.01)], -1)
     thickness = 1.0 + smooth_field((Rx, Ry), rng, 1.0, 0.2)
     contrast = np.where(phase == 0, 1.0, 1.1)

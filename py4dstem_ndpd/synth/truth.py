@@ -16,7 +16,7 @@ TRUTH_DTYPE = np.dtype(
     ]
 )
 
-STRAIN_FIELDS = ("e_xx", "e_yy", "e_xy", "theta")
+from ..strain_convention import STRAIN_COMPONENTS as STRAIN_FIELDS  # noqa: E402
 
 
 @dataclass
