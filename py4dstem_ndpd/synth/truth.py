@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..calibration import Calibration
+from ..strain_convention import STRAIN_COMPONENTS
 
 #: dtype of one true disk: scan position, centre (qx row, qy column, px), expected electrons, peak SNR,
 #: Miller indices and the index of the crystal component that made it.
@@ -16,7 +17,7 @@ TRUTH_DTYPE = np.dtype(
     ]
 )
 
-from ..strain_convention import STRAIN_COMPONENTS as STRAIN_FIELDS  # noqa: E402
+STRAIN_FIELDS = STRAIN_COMPONENTS
 
 
 @dataclass
