@@ -157,7 +157,7 @@ def find_basis(
     for tol in (max(tol_px, frac_tol * np.linalg.norm(basis, axis=1).min()), tol_px):
         uv, dist = index_points(v, basis)
         sel = dist < tol
-        if np.linalg.matrix_rank(uv[sel].astype(float)) < 2:
+        if sel.sum() < 2 or np.linalg.matrix_rank(uv[sel].astype(float)) < 2:
             break
         basis = np.linalg.lstsq(uv[sel].astype(float), v[sel], rcond=None)[0]
     return reduce_basis(basis)

@@ -84,3 +84,13 @@ def test_degenerate_basis_is_an_input_error():
         _check_basis(np.array([[1.0, 0.0], [2.0, 0.0]]))
     with pytest.raises(InputError, match="shape"):
         _check_basis(np.ones(3))
+
+
+def test_find_basis_with_too_few_indexed_vectors_does_not_crash():
+    # regression: no vector within tolerance after the first pass made matrix_rank see an empty array
+    from py4dstem_ndpd.refine.lattice import find_basis
+
+    v = np.array([[-26.5545, 13.8739], [26.5546, 20.4267], [48.7627, -4.1965], [25.4490, -38.4608],
+                  [18.3458, -44.1598], [35.5175, 37.4371]])
+    out = find_basis(v, tol_px=1.5, min_length_px=3.0)
+    assert out is None or np.asarray(out).shape == (2, 2)
