@@ -19,7 +19,11 @@ def check_writable(path: str | os.PathLike, overwrite: bool) -> Path:
 
 
 def save_py4dstem(path: str | os.PathLike, obj, *, overwrite: bool = False) -> Path:
-    """``py4DSTEM.save`` to a temporary file, then rename: a crash never leaves a half-written output."""
+    """``py4DSTEM.save`` to a temporary file, then rename: a crash never leaves a half-written output.
+
+    Only ``obj`` is written (``tree=False``; its calibration is kept): py4DSTEM 0.14 cannot read back a file whose
+    tree holds a ``StrainMap`` attached to the BraggVectors.
+    """
     import py4DSTEM
 
     path = check_writable(path, overwrite)
@@ -27,7 +31,7 @@ def save_py4dstem(path: str | os.PathLike, obj, *, overwrite: bool = False) -> P
     if tmp.exists():
         tmp.unlink()
     try:
-        py4DSTEM.save(str(tmp), obj, mode="o")
+        py4DSTEM.save(str(tmp), obj, mode="o", tree=False)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
