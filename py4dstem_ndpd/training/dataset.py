@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..exceptions import ConfigError
+
 logger = logging.getLogger(__name__)
 
 
@@ -40,7 +42,10 @@ class DatasetSpec:
 
     def __post_init__(self) -> None:
         if self.n_train < 1 or self.n_val_random < 0 or self.n_val_presets < 0:
-            raise ValueError("DatasetSpec: n_train must be >= 1 and the validation counts >= 0")
+            raise ConfigError(
+                f"DatasetSpec: n_train must be >= 1 and the validation counts >= 0, got {self.n_train}, "
+                f"{self.n_val_random}, {self.n_val_presets}."
+            )
 
 
 def build_dataset(root: str | Path, spec: DatasetSpec = DatasetSpec(), *, progress: bool = True) -> Path:

@@ -16,6 +16,7 @@ from typing import Literal
 
 import numpy as np
 
+from ..exceptions import ConfigError
 from ..synth.yolo import boxes_from_centres, write_data_yaml, write_sample
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def pseudo_label(
         tables = b.detect(frames)
         radius = float(b.last_radius or 4.0)
     else:
-        raise ValueError(f"labeller must be 'template' or 'ndpd', got {labeller!r}")
+        raise ConfigError(f"labeller must be 'template' or 'ndpd', got {labeller!r}.")
     n_val = max(1, int(round(val_fraction * len(pos))))
     for k, (fr, t) in enumerate(zip(frames, tables)):
         split = "val" if k < n_val else "train"

@@ -11,6 +11,8 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..exceptions import ConfigError
+
 logger = logging.getLogger(__name__)
 
 
@@ -54,7 +56,10 @@ class TrainOptions:
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch < 1 or self.imgsz % 32:
-            raise ValueError("TrainOptions: epochs and batch must be >= 1 and imgsz a multiple of 32")
+            raise ConfigError(
+                f"TrainOptions: epochs ({self.epochs}) and batch ({self.batch}) must be >= 1 and imgsz ({self.imgsz}) a "
+                "multiple of 32; the defaults (batch 16, imgsz 256) suit a CPU."
+            )
 
 
 #: Augmentations (the paper's: flips, brightness, noise via the data; rotation by 90° multiples comes from
