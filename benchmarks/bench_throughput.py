@@ -101,7 +101,7 @@ class TemplateBackend:
 
 
 def make_backend(kind: str, weights: str | None, pattern_shape: tuple[int, int], disk_radius: float,
-                 refine: str = "autocorrelation"):
+                 refine: str = "lattice"):
     """``(backend_cls, params, name)``; ``ndpd`` falls back to ``template`` when no weights can be loaded."""
     if kind == "ndpd":
         from py4dstem_ndpd.detect.backend import DetectOptions, NDPDBackend
@@ -318,8 +318,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backend", choices=("ndpd", "template"), default="ndpd")
     ap.add_argument("--weights", default=None, help="detector weights for --backend ndpd (default: shipped)")
-    ap.add_argument("--refine", choices=("autocorrelation", "none"), default="autocorrelation",
-                    help="sub-pixel refinement of the ndpd backend")
+    ap.add_argument("--refine", choices=("lattice", "autocorrelation", "probe", "none"), default="lattice",
+                    help="NDPD refinement (default lattice, the package default)")
     ap.add_argument("--sizes", type=int, nargs="+", default=[256], help="pattern sizes, px")
     ap.add_argument("--scan", type=int, nargs=2, default=[16, 16], metavar=("RX", "RY"))
     ap.add_argument("--batch-size", type=int, default=32)

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Rebuild every benchmark result (JSON in benchmarks/results/, plots in benchmarks/out/). Run on an idle machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+$PY benchmarks/bench_simulator.py
+$PY benchmarks/bench_accuracy.py
+$PY benchmarks/bench_strain.py
+$PY benchmarks/bench_strain.py --size 512 --doses 1e6
+$PY benchmarks/bench_throughput.py --sizes 256 512 --memory-budget-mb 4096
