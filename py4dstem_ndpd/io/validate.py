@@ -5,11 +5,12 @@ What is refused and what is accepted (documented in ``docs/input-formats.md``):
 * NaN or Inf values: :class:`InputError` naming the first bad pattern (the normalisation would spread them over
   the whole pattern and the network would return nonsense).
 * float64 values beyond the float32 range (|x| > 3.4e38): :class:`InputError` (inference runs in float32).
-* Negative values are **accepted** and treated as 0 counts, with one logged warning per process. Dark- and
-  gain-corrected data (EMPAD, background-subtracted frames) legitimately hold small negative noise around 0; the
-  normalisation used in training and inference clips at 0 (``detect/preprocess.py``), so clipping is what the
-  network has always seen, and refusing such data would force every EMPAD user to preprocess. The warning is
-  there for the case where negatives mean a real problem (unsigned counts read as signed integers).
+* Negative values are **accepted**, with one logged warning per process. Dark- and gain-corrected data (EMPAD,
+  background-subtracted frames) legitimately hold small negative noise around 0, and refusing them would force
+  every EMPAD user to preprocess. Detection treats them as 0: the normalisation used in training and inference
+  clips at 0 (``detect/preprocess.py``), so that is what the network has always seen. The ``intensity`` of a disk
+  sums the stored values, negatives included (for dark-subtracted data clipping would bias the sums upwards). The
+  warning is there for the case where negatives mean a real problem (unsigned counts read as signed integers).
 * All-zero patterns are valid and give no peaks; saturated pixels (the dtype's maximum) are ordinary counts.
 """
 from __future__ import annotations
@@ -59,7 +60,7 @@ def check_frames(frames: np.ndarray, *, first_index: int | None = None) -> None:
             raise InputError(
                 f"{_which(int(np.argmin(finite)), first_index)} contains NaN or Inf values; replace them "
                 "(e.g. np.nan_to_num(data, nan=0, posinf=0), or dask.array.nan_to_num for a file opened with "
-                "py4dstem_ndpd.io.load_input) or mask those pixels before detection."
+                "py4dstem_ndpd.io.readers.load_input) or mask those pixels before detection."
             )
         if frames.dtype.itemsize > 4:
             big = np.abs(flat).max(1) > FLOAT32_MAX
@@ -72,8 +73,8 @@ def check_frames(frames: np.ndarray, *, first_index: int | None = None) -> None:
         _warned_negative = True
         hint = (" If these are unsigned counts read as signed integers, reinterpret them (e.g. data.view(np.uint16))."
                 if frames.dtype.kind == "i" else "")
-        logger.warning("data contain negative values; they are treated as 0 counts (dark-subtracted data are "
-                       "fine).%s", hint)
+        logger.warning("data contain negative values: detection treats them as 0 counts, disk intensities sum the "
+                       "stored values (fine for dark-subtracted data).%s", hint)
 
 
 def _which(k: int, first_index: int | None) -> str:
