@@ -1,0 +1,50 @@
+"""Print the Markdown tables of docs/performance.md and docs/model-card.md from benchmarks/results/*.json.
+
+    python benchmarks/summarise.py > /tmp/tables.md
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+R = Path(__file__).parent / "results"
+NAMES = {"ndpd": "NDPD", "ndpd_dfl": "NDPD, DFL centres only", "ndpd_box": "NDPD, rounded boxes", "template": "template matching"}
+
+
+def f(x, n=4):
+    return "n/a" if x is None or x != x else f"{x:.{n}g}"
+
+
+def accuracy() -> None:
+    p = R / "accuracy.json"
+    if not p.exists():
+        return
+    d = json.loads(p.read_text())
+    print(f"Accuracy ({d['date']}, scan {d['scan']} per case, disks with peak SNR >= {d['min_snr']}):\n")
+    print("| preset | px | dose | method | recall | precision | centre RMS (px) | median (px) | patterns/s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in d["rows"]:
+        for m in ("ndpd", "ndpd_dfl", "ndpd_box", "template"):
+            v = r[m]
+            print(f"| {r['preset']} | {r['size']} | {r['dose']:.0e} | {NAMES[m]} | {f(v['recall'])} | {f(v['precision'])} | "
+                  f"{f(v['error_rms'], 3)} | {f(v['error_median'], 3)} | {f(v['patterns_per_second'], 3)} |")
+    print()
+
+
+def strain() -> None:
+    for p in sorted(R.glob("strain_*.json")):
+        d = json.loads(p.read_text())
+        print(f"Strain ({p.name}, {d['date']}):\n")
+        print("| px | dose | method | std e_xx substrate | mean e_xx SiGe | truth | abs error | RMS vs truth |")
+        print("|---|---|---|---|---|---|---|---|")
+        for r in d["rows"]:
+            for m in ("ndpd", "template", "autocorrelation"):
+                v = r[m]
+                print(f"| {r['size']} | {r['dose']:.0e} | {m} | {v['std_e_xx_substrate']:.2e} | {v['mean_e_xx_sige']:.5f} | "
+                      f"{v['truth_mean_e_xx_sige']:.5f} | {v['abs_error_mean_sige']:.1e} | {v['rms_vs_truth']:.1e} |")
+        print()
+
+
+if __name__ == "__main__":
+    accuracy()
+    strain()
