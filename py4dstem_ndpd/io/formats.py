@@ -452,11 +452,14 @@ def read_hdf5(path: Path, dataset_path: str | None = None, scan_shape: tuple[int
             fmt = "emd"
         cal = emd_calibration(f, ds.name, str(path)) if fmt == "emd" else PIXELS
         name = ds.parent.name.strip("/").split("/")[-1] or path.stem
-        if ds.ndim == 4 and (scan_shape is None or tuple(ds.shape[:2]) == scan_shape):
+        if ds.ndim == 4:
+            if scan_shape is not None and tuple(ds.shape[:2]) != scan_shape:
+                raise InputError(f"{where} is a 4D scan of shape {ds.shape}; scan_shape={scan_shape} does not match "
+                                 "it (scan_shape is for 3D stacks); leave it out.")
             validate_shape(ds.shape, ds.dtype)
             _probe(lambda i: ds[i, i], where)
             return InputData(ds, cal, name=name, path=str(path), dataset_path=ds.name, format=fmt)
-        if ds.ndim not in (3, 4):
+        if ds.ndim != 3:
             validate_shape(ds.shape, ds.dtype)
         n = int(math.prod(ds.shape[:-2]))
         src = StackSource([(str(path), ds.name, n)], scan_shape or (1, n), tuple(ds.shape[-2:]), ds.dtype)
@@ -577,7 +580,7 @@ class StackSource(ScanSource):
 
     def __getitem__(self, key) -> np.ndarray:
         """Read-only 4D indexing: ``src[()]``, ``src[rx]``, ``src[rx, ry]``, ``src[rx, ry0:ry1, ...]``..."""
-        if key == () or key is Ellipsis:
+        if (isinstance(key, tuple) and not key) or key is Ellipsis:
             return self.read(0, self.n_positions).reshape(self.shape)
         key = key if isinstance(key, tuple) else (key,)
         k0, k1, rest = key[0], (key[1] if len(key) > 1 else slice(None)), key[2:]

@@ -66,8 +66,9 @@ def check_frames(frames: np.ndarray, *, first_index: int | None = None) -> None:
             big = np.abs(flat).max(1) > FLOAT32_MAX
             if big.any():
                 raise InputError(
-                    f"{_which(int(np.argmax(big)), first_index)} holds values beyond the float32 range (|x| > 3.4e38), which "
-                    "the detector computes in; rescale the data (e.g. divide by its maximum) before detection."
+                    f"{_which(int(np.argmax(big)), first_index)} holds values beyond the float32 range "
+                    "(|x| > 3.4e38), which the detector computes in; rescale the data (e.g. divide by its maximum) "
+                    "before detection."
                 )
     if frames.dtype.kind in "if" and not _warned_negative and flat.min() < 0:
         _warned_negative = True
