@@ -62,25 +62,23 @@ def cmd_simulate(a) -> int:
 def cmd_detect(a) -> int:
     from .io.writers import check_writable, save_py4dstem
 
+    from .io.readers import load_input
+
     check_writable(a.output, a.overwrite)
+    data = load_input(a.input, dataset_path=a.dataset, scan_shape=a.scan_shape)
     if a.backend == "template":
         from .baseline import template_matching
-        from .io.readers import load_input
+        from .io.readers import to_datacube
 
-        inp = load_input(a.input, dataset_path=a.dataset)
-        import py4DSTEM
-
-        dc = py4DSTEM.DataCube(data=inp.array[()] if hasattr(inp.array, "id") else inp.array)
-        inp.calibration.apply_to(dc.calibration)
-        res = template_matching(dc)
-        bv = getattr(res, "braggvectors", res)
+        bv = template_matching(to_datacube(data)).braggvectors
     else:
         from .api import find_Bragg_disks
         from .engine import EngineOptions
 
-        engine = EngineOptions(batch_size=a.batch_size, checkpoint_dir=a.checkpoint_dir, resume=a.resume)
-        bv = find_Bragg_disks(a.input, options=_detect_options(a), weights=a.weights, engine=engine,
-                              distributed=a.scheduler, dataset_path=a.dataset)
+        engine = EngineOptions(batch_size=a.batch_size, chunk_size=a.chunk_size, checkpoint_dir=a.checkpoint_dir,
+                               resume=a.resume)
+        bv = find_Bragg_disks(data, options=_detect_options(a), weights=a.weights, engine=engine,
+                              distributed=a.scheduler)
     save_py4dstem(a.output, bv, overwrite=a.overwrite)
     print(f"wrote {a.output}")
     return EXIT_OK
@@ -166,7 +164,7 @@ def cmd_phase(a) -> int:
     return EXIT_OK
 
 
-def _open_datacube(path, dataset=None):
+def _open_datacube(path, dataset=None, scan_shape=None):
     """DataCube (and truth when the file was written by ``ndpd simulate``)."""
     import h5py
 
@@ -180,14 +178,9 @@ def _open_datacube(path, dataset=None):
     if has_truth:
         scan = load_scan(path)
         return scan.datacube, scan.truth
-    import py4DSTEM
+    from .io.readers import load_input, to_datacube
 
-    from .io.readers import load_input
-
-    inp = load_input(path, dataset_path=dataset)
-    dc = py4DSTEM.DataCube(data=inp.array[()] if hasattr(inp.array, "id") else inp.array)
-    inp.calibration.apply_to(dc.calibration)
-    return dc, None
+    return to_datacube(load_input(path, dataset_path=dataset, scan_shape=scan_shape)), None
 
 
 def cmd_compare(a) -> int:
@@ -197,7 +190,7 @@ def cmd_compare(a) -> int:
     out = Path(a.output)
     if (out / "comparison.json").exists() and not a.overwrite:
         raise OutputExistsError(f"{out} holds a comparison; pass --overwrite to replace it.")
-    dc, truth = _open_datacube(a.input)
+    dc, truth = _open_datacube(a.input, a.dataset, a.scan_shape)
     res = compare(dc, truth=truth, options=CompareOptions(detect=_detect_options(a), weights=a.weights))
     summary = write_comparison_report(res, dc, out, truth=truth, reference=_reference(a))
     print(json.dumps({k: summary[k] for k in ("n_patterns", "speedup_ndpd_over_template", "agreement")}, indent=1,
@@ -253,6 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--backend", choices=["ndpd", "template"], default="ndpd")
     s.add_argument("--scheduler", default=None, help="Dask scheduler address, or 'local'")
     s.add_argument("--dataset", default=None, help="HDF5 dataset path (generic HDF5 files)")
+    s.add_argument("--scan-shape", type=int, nargs=2, default=None, metavar=("RX", "RY"),
+                   help="scan shape for 3D stacks (Merlin, Dectris...) that do not record it")
+    s.add_argument("--chunk-size", type=int, default=1024,
+                   help="scan positions per checkpointed chunk (default 1024; a multiple of --batch-size)")
     s.add_argument("--checkpoint-dir", default=None, help="keep finished chunks here (resumable)")
     s.add_argument("--resume", action="store_true", help="reuse finished chunks from --checkpoint-dir")
     s.add_argument("--overwrite", action="store_true")
@@ -297,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("input", help="py4DSTEM/EMD file (with ground truth if written by `ndpd simulate`)")
     s.add_argument("-o", "--output", default="ndpd-compare", help="report folder")
     s.add_argument("--reference", type=int, nargs=4, metavar=("RX0", "RX1", "RY0", "RY1"), default=None)
+    s.add_argument("--dataset", default=None, help="HDF5 dataset path (generic HDF5 files)")
+    s.add_argument("--scan-shape", type=int, nargs=2, default=None, metavar=("RX", "RY"))
     s.add_argument("--overwrite", action="store_true")
     _add_detect_args(s)
     s.set_defaults(func=cmd_compare)
@@ -329,6 +328,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except FileNotFoundError as err:
         print(f"ndpd: error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except MemoryError:
+        print("ndpd: error: out of memory; lower --batch-size (or use `ndpd detect`, which streams)", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as err:
+        print(f"ndpd: error: {err}. The input may be truncated or corrupt, or the output folder not writable; with "
+              "--checkpoint-dir finished chunks are kept (rerun with --resume).", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("ndpd: interrupted; finished chunks are kept in the checkpoint folder (rerun with --resume)", file=sys.stderr)

@@ -105,7 +105,8 @@ def disk_intensities(frame: np.ndarray, qx: np.ndarray, qy: np.ndarray, radius: 
     Y = np.round(qy).astype(np.int64)[:, None] + ox[None]
     ok = (X >= 0) & (X < H) & (Y >= 0) & (Y < W)
     vals = frame[np.clip(X, 0, H - 1), np.clip(Y, 0, W - 1)].astype(np.float64)
-    return (vals * ok).sum(1).astype(np.float32)
+    f32 = np.finfo(np.float32).max
+    return np.clip((vals * ok).sum(1), -f32, f32).astype(np.float32)
 
 
 @dataclass

@@ -96,8 +96,6 @@ def test_unknown_backend_is_a_usage_error(tmp_path, capsys):
     assert "invalid choice: 'magic'" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(raises=OSError, strict=True,
-                   reason="cli.main does not catch OSError from a corrupt chunk read mid-run (see the io report)")
 def test_corrupt_chunk_mid_run_is_a_message(tmp_path, capsys):
     p = tmp_path / "c.h5"
     x = np.random.default_rng(0).integers(0, 1000, (2, 4, 32, 32)).astype(np.uint16)
