@@ -7,4 +7,5 @@ $PY benchmarks/bench_simulator.py
 $PY benchmarks/bench_accuracy.py
 $PY benchmarks/bench_strain.py
 $PY benchmarks/bench_strain.py --size 512 --doses 1e6
+$PY benchmarks/bench_sweeps.py
 $PY benchmarks/bench_throughput.py --sizes 256 512 --memory-budget-mb 1024

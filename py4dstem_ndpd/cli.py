@@ -191,7 +191,8 @@ def cmd_compare(a) -> int:
     if (out / "comparison.json").exists() and not a.overwrite:
         raise OutputExistsError(f"{out} holds a comparison; pass --overwrite to replace it.")
     dc, truth = _open_datacube(a.input, a.dataset, a.scan_shape)
-    res = compare(dc, truth=truth, options=CompareOptions(detect=_detect_options(a), weights=a.weights))
+    res = compare(dc, truth=truth, options=CompareOptions(detect=_detect_options(a), weights=a.weights,
+                                                          tempo4d=a.tempo4d))
     summary = write_comparison_report(res, dc, out, truth=truth, reference=_reference(a))
     print(json.dumps({k: summary[k] for k in ("n_patterns", "speedup_ndpd_over_template", "agreement")}, indent=1,
                      default=float))
@@ -296,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--reference", type=int, nargs=4, metavar=("RX0", "RX1", "RY0", "RY1"), default=None)
     s.add_argument("--dataset", default=None, help="HDF5 dataset path (generic HDF5 files)")
     s.add_argument("--scan-shape", type=int, nargs=2, default=None, metavar=("RX", "RY"))
+    s.add_argument("--tempo4d", action="store_true",
+                   help="also run the paper authors' released model (pip install --no-deps tempo4d)")
     s.add_argument("--overwrite", action="store_true")
     _add_detect_args(s)
     s.set_defaults(func=cmd_compare)

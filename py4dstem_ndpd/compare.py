@@ -22,12 +22,13 @@ from .peaks import ScanPeaks, make_peaks
 logger = logging.getLogger(__name__)
 
 #: Names of the methods, in report order.
-METHODS = ("ndpd", "ndpd_dfl", "ndpd_box", "template")
+METHODS = ("ndpd", "ndpd_dfl", "ndpd_box", "template", "tempo4d")
 LABELS = {
     "ndpd": "NDPD (DFL + refinement)",
     "ndpd_dfl": "NDPD (DFL centres)",
     "ndpd_box": "NDPD (rounded boxes)",
     "template": "py4DSTEM template matching",
+    "tempo4d": "tempo4d (authors' released model)",
 }
 
 
@@ -44,6 +45,9 @@ class CompareOptions:
         Template-matching settings; default: the most accurate (multicorr, upsampling 16).
     stages : bool
         Also report NDPD's stages (rounded boxes, DFL centres).
+    tempo4d : bool
+        Also run the paper authors' released model (needs ``pip install --no-deps tempo4d``; see
+        :mod:`py4dstem_ndpd.backends.tempo4d`).
     min_snr : float
         With truth: count true disks with peak SNR >= this.
     """
@@ -52,6 +56,7 @@ class CompareOptions:
     weights: str | None = None
     template: TemplateOptions = field(default_factory=TemplateOptions.accurate)
     stages: bool = True
+    tempo4d: bool = False
     min_snr: float = 3.0
 
 
@@ -174,6 +179,15 @@ def compare(datacube, *, truth=None, options: CompareOptions | None = None) -> C
     tm = template_matching(datacube, options=opts.template)
     methods["template"] = MethodResult("template", tm.peaks, tm.seconds)
     settings = {k: v for k, v in tm.settings.items() if isinstance(v, (int, float, str, bool))}
+    if opts.tempo4d:
+        from .backends import Tempo4DBackend
+
+        tb = Tempo4DBackend(device=opts.detect.device)
+        tb.detect(frames[:2])  # warm-up
+        t0 = time.perf_counter()
+        tabs = tb.detect(frames)
+        methods["tempo4d"] = MethodResult("tempo4d", ScanPeaks(scan_shape, tabs, frames.shape[1:]),
+                                          time.perf_counter() - t0)
     radius = float(backend.last_radius or tm.settings.get("disk_radius", 4.0))
     if truth is not None:
         for m in methods.values():
