@@ -10,7 +10,6 @@ lists; ``Examples`` become Python code blocks). Nothing is executed beyond the i
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import importlib
 import inspect
@@ -341,19 +340,10 @@ def build() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--check", action="store_true", help="exit 1 if docs/api.md differs from the docstrings")
-    p.add_argument("--out", default=str(OUT))
-    a = p.parse_args(argv)
-    text = build()
-    out = Path(a.out)
-    if a.check:
-        same = out.exists() and out.read_text() == text
-        print("docs/api.md is up to date" if same else "docs/api.md is out of date: run python docs/gen_api.py")
-        return 0 if same else 1
-    out.write_text(text)
-    print(f"wrote {out} ({len(text.splitlines())} lines)")
-    return 0
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _generate import run
+
+    return run(build, OUT, __doc__.splitlines()[0], "the docstrings", argv)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,9 @@ subprocess (``python -m py4dstem_ndpd.cli``, 100 columns), so the page shows exa
 """
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
+import argparse
 import sys
 from pathlib import Path
 
@@ -105,17 +105,10 @@ def build() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--check", action="store_true", help="exit 1 if docs/cli.md differs from the --help output")
-    a = p.parse_args(argv)
-    text = build()
-    if a.check:
-        same = OUT.exists() and OUT.read_text() == text
-        print("docs/cli.md is up to date" if same else "docs/cli.md is out of date: run python docs/gen_cli.py")
-        return 0 if same else 1
-    OUT.write_text(text)
-    print(f"wrote {OUT} ({len(text.splitlines())} lines)")
-    return 0
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _generate import run
+
+    return run(build, OUT, __doc__.splitlines()[0], "the --help output", argv)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ user what to do; every message is written to say it).
 """
 from __future__ import annotations
 
-import argparse
 import ast
 import re
 import sys
@@ -233,17 +232,10 @@ def build() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--check", action="store_true", help="exit 1 if docs/errors.md differs from the source")
-    a = p.parse_args(argv)
-    text = build()
-    if a.check:
-        same = OUT.exists() and OUT.read_text() == text
-        print("docs/errors.md is up to date" if same else "docs/errors.md is out of date: run python docs/gen_errors.py")
-        return 0 if same else 1
-    OUT.write_text(text)
-    print(f"wrote {OUT} ({len(text.splitlines())} lines)")
-    return 0
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _generate import run
+
+    return run(build, OUT, __doc__.splitlines()[0], "the source", argv)
 
 
 if __name__ == "__main__":
