@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
+from _machine import machine_info
 from py4dstem_ndpd.compare import LABELS, CompareOptions, compare
 from py4dstem_ndpd.evaluate import evaluate_detections
 from py4dstem_ndpd.synth import Acquisition, simulate_preset
@@ -52,7 +52,7 @@ def main() -> None:
                 rows.append(row)
                 print(json.dumps({k: (v if not isinstance(v, dict) else {kk: round(vv, 4) if isinstance(vv, float) else vv for kk, vv in v.items()}) for k, v in row.items()}))
     out = {
-        "benchmark": "accuracy", "date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.processor() or platform.machine(),
+        "benchmark": "accuracy", "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine_info(),
         "scan": a.scan, "min_snr": 3.0, "edge_margin": "disk radius", "rows": rows,
     }
     (HERE / "results").mkdir(exist_ok=True)

@@ -18,12 +18,11 @@ import argparse
 import datetime as _dt
 import json
 import logging
-import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _machine import machine_info  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -36,37 +35,6 @@ CASES = (  # (preset, pattern size, scan shape)
     ("si_sige_multilayer", 512, (8, 8)),
     ("tinb_multiphase", 512, (8, 8)),
 )
-
-
-def machine_info() -> dict:
-    """CPU, core count, load, library versions and git commit of the run."""
-    import numpy
-    import scipy
-
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
-        ).stdout.strip()
-    except OSError:
-        commit = ""
-    return {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "load_average_1min_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": numpy.__version__,
-        "scipy": scipy.__version__,
-        "git_commit": commit,
-    }
 
 
 def bench_case(preset: str, size: int, scan_shape: tuple[int, int], repeats: int, workers: int) -> dict:

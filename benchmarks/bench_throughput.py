@@ -37,13 +37,14 @@ import io
 import json
 import logging
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+from _machine import machine_info  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 import numpy as np
 
@@ -255,30 +256,6 @@ def bench_memory(path: Path, budget: int, args, pattern_shape, disk_radius: floa
 
 
 # -- report ---------------------------------------------------------------------------------------------------------
-def machine_info() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                            check=False).stdout.strip()
-    info = {"cpu": cpu, "cpu_count": os.cpu_count(), "load_average_1min_at_start": os.getloadavg()[0],
-            "platform": platform.platform(), "python": platform.python_version(), "git_commit": commit}
-    try:
-        import torch
-
-        info["torch"] = torch.__version__
-        info["torch_threads"] = torch.get_num_threads()
-        info["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    except ImportError:
-        pass
-    return info
-
-
 def plot(results: dict, path: Path) -> None:
     import matplotlib
 
