@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 from ..exceptions import ConfigError, InputError
 from ..io.validate import check_frames
-from ..peaks import PEAK_DTYPE, empty_peaks
+from ..peaks import empty_peaks
 from .preprocess import normalize
 
 logger = logging.getLogger(__name__)
