@@ -230,9 +230,16 @@ class NDPDBackend:
 
         ``detect(frames)`` equals ``postprocess(infer(frames), frames)`` batch by batch.
         """
+        from .decode import Decoded
+
         frames = np.asarray(frames)
         check_frames(frames)
         decoded, scale, radius = self.decode_batch(frames)
+        # A pattern without any contrast holds no disks; the network must not be asked (its zero padding next to
+        # a uniformly bright, saturated image makes an edge it can mistake for a disk).
+        flat = np.ptp(frames.reshape(len(frames), -1), axis=1) == 0
+        for i in np.flatnonzero(flat):
+            decoded[i] = Decoded(*(np.zeros(0, np.float32) for _ in range(5)))
         self.last_radius = radius or self.last_radius
         return decoded, scale, radius
 

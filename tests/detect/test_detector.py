@@ -165,3 +165,11 @@ def test_cuda_amp_matches_cpu(si_scan):
     m = evaluate_detections(b, si_scan.truth, min_snr=3.0)
     assert m.recall >= 0.99 and m.error_rms <= 0.05
     assert abs(a.n_peaks - b.n_peaks) <= 0.01 * a.n_peaks
+
+
+def test_constant_patterns_give_no_peaks():
+    # regression (found by the fuzz test): a uniformly bright 34 x 32 pattern, padded to the network size, gave a
+    # spurious detection at the padding edge
+    for shape in ((34, 32), (64, 64), (256, 200)):
+        rows = detect_pattern(np.full(shape, 7, np.uint8), options=FAST)
+        assert rows.shape == (0, 4), shape

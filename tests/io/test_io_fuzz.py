@@ -58,7 +58,7 @@ def _expected_error(kind: str, dtype) -> str | None:
     return None
 
 
-@settings(max_examples=15, deadline=None, database=None,
+@settings(max_examples=15, deadline=None, database=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
 @given(
     dtype=st.sampled_from(DTYPES),
