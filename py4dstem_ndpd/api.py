@@ -63,9 +63,9 @@ def find_Bragg_disks(  # noqa: N802 - py4DSTEM's name, on purpose
     """
     from .bridge import to_braggvectors
 
-    peaks = detect_scan(data, options=options, weights=weights, engine=engine, distributed=distributed,
-                        dataset_path=dataset_path, progress=progress)
-    inp = load_input(data, dataset_path=dataset_path)
+    inp = load_input(data, dataset_path=dataset_path)  # opened once; detect_scan takes the InputData as is
+    peaks = detect_scan(inp, options=options, weights=weights, engine=engine, distributed=distributed,
+                        progress=progress)
     return to_braggvectors(peaks, inp.calibration)
 
 
