@@ -34,11 +34,11 @@ import numpy as np
 
 from ..exceptions import ConfigError, NDPDError
 from ..peaks import ScanPeaks
-from .checkpoint import Checkpoint, chunk_ranges, pack_tables, unpack_tables
+from .checkpoint import chunk_ranges, pack_tables, unpack_tables
 from .clusters import ClusterSpec, open_client
 from .options import DistributedOptions, EngineOptions
 from .progress import progress_bar
-from .runner import BatchRunner, backend_identity
+from .runner import BatchRunner, backend_identity, resume_checkpoint
 from .source import ArraySource, DaskSource, H5Source, ScanSource, as_source
 
 log = logging.getLogger(__name__)
@@ -208,14 +208,7 @@ class DistributedRunner:
         eng = opts.engine
         n = src.n_positions
         ranges = chunk_ranges(n, eng.chunk_size)
-        results: list[list[np.ndarray] | None] = [None] * len(ranges)
-        ckpt = None
-        if eng.checkpoint_dir is not None:
-            identity = {"source": src.fingerprint(), **backend_identity(backend_cls, backend_params)}
-            ckpt = Checkpoint(eng.checkpoint_dir, identity, n_positions=n, chunk_size=eng.chunk_size,
-                              resume=eng.resume)
-            for i in sorted(ckpt.done()):
-                results[i] = ckpt.load(i)
+        ckpt, results = resume_checkpoint(src, backend_cls, backend_params, eng, len(ranges))
         todo = [i for i, r in enumerate(results) if r is None]
         stats.from_checkpoint += len(ranges) - len(todo)
         worker_opts = replace(eng, progress=False, checkpoint_dir=None, resume=False)

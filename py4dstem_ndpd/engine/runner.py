@@ -153,6 +153,23 @@ def _params_of(backend: Any) -> Any:
     return params_fn()
 
 
+def resume_checkpoint(src, backend_cls: type, params: Any, options, n_chunks: int):
+    """Open the checkpoint of a run (if ``options.checkpoint_dir``) and load its finished chunks.
+
+    Returns ``(checkpoint or None, results)`` with ``results[i]`` the tables of chunk ``i`` or None if still to do.
+    Shared by :class:`BatchRunner` and the distributed runner, so both write and resume the same format.
+    """
+    results: list[list[np.ndarray] | None] = [None] * n_chunks
+    if options.checkpoint_dir is None:
+        return None, results
+    identity = {"source": src.fingerprint(), **backend_identity(backend_cls, params)}
+    ckpt = Checkpoint(options.checkpoint_dir, identity, n_positions=src.n_positions, chunk_size=options.chunk_size,
+                      resume=options.resume)
+    for i in sorted(ckpt.done()):
+        results[i] = ckpt.load(i)
+    return ckpt, results
+
+
 class BatchRunner:
     """Runs a backend over a scan, batch by batch.
 
@@ -329,15 +346,8 @@ class BatchRunner:
         opts = self.options
         n = src.n_positions
         ranges = chunk_ranges(n, opts.chunk_size)
-        results: list[list[np.ndarray] | None] = [None] * len(ranges)
-        ckpt = None
-        if opts.checkpoint_dir is not None:
-            ident = backend_identity(type(self.backend), _params_of(self.backend))
-            identity = {"source": src.fingerprint(), **ident}
-            ckpt = Checkpoint(opts.checkpoint_dir, identity, n_positions=n, chunk_size=opts.chunk_size,
-                              resume=opts.resume)
-            for i in sorted(ckpt.done()):
-                results[i] = ckpt.load(i)
+        ckpt, results = (None, [None] * len(ranges)) if opts.checkpoint_dir is None else resume_checkpoint(
+            src, type(self.backend), _params_of(self.backend), opts, len(ranges))
         todo = [i for i, r in enumerate(results) if r is None]
         n_done = n - sum(ranges[i][1] - ranges[i][0] for i in todo)
         if ckpt is not None:
