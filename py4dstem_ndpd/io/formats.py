@@ -80,6 +80,14 @@ FORMATS: dict[str, FileFormat] = {
 }
 
 
+def _positive_finite(v) -> bool:
+    """True for a finite number > 0 (a usable pixel size)."""
+    try:
+        return math.isfinite(float(v)) and float(v) > 0
+    except (TypeError, ValueError):
+        return False
+
+
 def _supported() -> str:
     return "; ".join(f"{f.name}" for f in FORMATS.values())
 
@@ -203,11 +211,7 @@ def calibration_from_scales(q_scale, q_units, r_scale, r_units, where: str) -> C
         A pixel size is not a finite positive number.
     """
     for what, v in (("detector (Q) pixel size", q_scale), ("scan step (R pixel size)", r_scale)):
-        try:
-            ok = math.isfinite(float(v)) and float(v) > 0
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
+        if not _positive_finite(v):
             raise InputError(
                 f"{where}: the file's {what} is {v!r}; it must be a finite positive number. Fix the calibration in "
                 "the file, or load the data as an array and set it on a py4DSTEM DataCube "
@@ -294,11 +298,7 @@ def emd_calibration(f, dataset_path: str, where: str) -> Calibration:
     for what, v in (("Q_pixel_size", qs), ("R_pixel_size", rs)):
         if v is None:
             continue
-        try:
-            ok = math.isfinite(float(v)) and float(v) > 0
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
+        if not _positive_finite(v):
             raise InputError(
                 f"{where}: the file's calibration has {what} = {v!r}; it must be a finite positive number. Fix it: "
                 "dc = py4DSTEM.read(path); dc.calibration.set_Q_pixel_size(...) / set_R_pixel_size(...); "
