@@ -31,8 +31,8 @@ class DetectOptions:
     conf : float
         Confidence threshold in (0, 1).
     min_distance : float or None
-        Two detections closer than about this (native px) are duplicates; ``None``: the disk radius measured on
-        each batch.
+        Two detections closer than about this (native px) are duplicates; ``None``: 0.6 times the disk radius
+        measured on each batch (see :func:`~py4dstem_ndpd.detect.decode.select`).
     imgsz : int or None
         Network input size (multiple of 32); ``None``: the size the model was trained at (256).
     refine : {"lattice", "autocorrelation", "probe", "none"}

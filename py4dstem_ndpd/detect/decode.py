@@ -38,6 +38,10 @@ class Decoded:
     score: np.ndarray
 
 
+#: Default duplicate-suppression distance of :func:`select`, as a fraction of the disk radius.
+DUPLICATE_FRACTION = 0.6
+
+
 def dfl_decode(raw_boxes, raw_scores, feats, strides, reg_max: int = 16):
     """Decode DFL logits into centres and sizes (torch, batched).
 
@@ -82,7 +86,10 @@ def select(cx, cy, w, h, score, *, conf: float, min_distance: float, image_hw: t
 
     Duplicates are suppressed with a disk-aware radius: square boxes of side ``2 * min_distance`` around each
     centre go through torchvision's NMS at IoU 0.3, which removes a weaker detection closer than about
-    ``1.1 * min_distance`` to a stronger one.
+    ``1.1 * min_distance`` to a stronger one. Without ``min_distance`` it is :data:`DUPLICATE_FRACTION` of the
+    disk radius measured from the boxes: duplicates of one disk decode to centres well under a pixel apart,
+    while overlapping disks of two phases can be only ~1.4 radii apart (measured on ``tinb_multiphase``: the
+    former default of one radius removed 1 % of its disks with peak SNR >= 3 and no duplicate survives at 0.6).
 
     Returns
     -------
@@ -111,7 +118,7 @@ def select(cx, cy, w, h, score, *, conf: float, min_distance: float, image_hw: t
         half = torch.median(0.5 * torch.maximum(Wd, Hd))
     X = torch.where(cut_l & ~cut_r, x2 - half, torch.where(cut_r & ~cut_l, x1 + half, X))
     Y = torch.where(cut_t & ~cut_b, y2 - half, torch.where(cut_b & ~cut_t, y1 + half, Y))
-    md = float(min_distance) if min_distance > 0 else float(half)
+    md = float(min_distance) if min_distance > 0 else DUPLICATE_FRACTION * float(half)
     boxes = torch.stack([X - md, Y - md, X + md, Y + md], 1)
     kept = batched_nms(boxes, S, b_idx, 0.3)
     kb = b_idx[kept]

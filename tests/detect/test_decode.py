@@ -61,6 +61,18 @@ def test_nms_removes_duplicates_and_keeps_neighbours():
     np.testing.assert_allclose(np.sort(d.cx), [50.0, 80.0])
 
 
+def test_default_suppression_keeps_overlapping_disks_of_two_phases():
+    # radius 5 px boxes; a second-phase disk 1.4 radii (7 px) from a brighter one must survive, a duplicate
+    # 0.6 px away must not (the default distance is DUPLICATE_FRACTION of the radius measured from the boxes)
+    cx = torch.tensor([[100.0, 107.0, 100.6, 180.0]])
+    cy = torch.tensor([[100.0, 100.0, 100.0, 100.0]])
+    w = torch.full((1, 4), 10.0)
+    h = torch.full((1, 4), 10.0)
+    s = torch.tensor([[0.9, 0.6, 0.8, 0.9]])
+    (d,) = select(cx, cy, w, h, s, conf=0.25, min_distance=0.0, image_hw=(256, 256))
+    np.testing.assert_allclose(np.sort(d.cx), [100.0, 107.0, 180.0])
+
+
 def test_edge_cut_box_uses_uncut_side():
     # two whole disks of half-size 5 px and one cut by the left edge: box [0, 7] -> true centre 7 - 5 = 2
     cx = torch.tensor([[100.0, 150.0, 3.5]])

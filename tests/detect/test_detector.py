@@ -32,6 +32,24 @@ def test_accuracy_on_small_si_scan(si_scan, si_peaks):
     assert m.error_rms <= 0.05
 
 
+@pytest.mark.parametrize("size", [256, 512])
+def test_overlapping_disks_of_two_phases_are_found(size):
+    """Ti-Nb with hcp and matrix disks overlapping (1.4 radii apart): every disk with peak SNR >= 3 is found and
+    placed within 0.05 px RMS. Measured: recall 1.000, RMS 0.026 px (256) and 0.029 px (512). Before, duplicate
+    suppression at one radius lost 1 % of them at 256 px, and at 512 px matrix disks whose detected centre the
+    neighbour pulled 2.2 px off stayed unrefined (RMS 0.21 px)."""
+    from py4dstem_ndpd.synth import Acquisition, simulate_preset
+
+    scan = simulate_preset("tinb_multiphase", Acquisition(scan_shape=(4, 4), pattern_shape=(size, size), dose=1e6,
+                                                          seed=1006))
+    peaks = detect_scan(scan.datacube, options=FAST, progress=False)
+    m = evaluate_detections(peaks, scan.truth, min_snr=3.0)
+    assert m.n_true > 200
+    assert m.recall == 1.0
+    assert m.precision >= 0.995
+    assert m.error_rms <= 0.05
+
+
 def test_refinement_beats_raw_dfl_centres(si_scan, si_peaks):
     raw = detect_scan(si_scan.datacube, options=DetectOptions(batch_size=16, refine="none"), progress=False)
     m_raw = evaluate_detections(raw, si_scan.truth, min_snr=3.0)
