@@ -21,14 +21,16 @@ def accuracy() -> None:
         return
     d = json.loads(p.read_text())
     print(f"Accuracy ({d['date']}, scan {d['scan']} per case, disks with peak SNR >= {d['min_snr']}):\n")
-    print("| preset | px | dose | method | recall | precision | centre RMS (px) | median (px) | all disks: recall / RMS (px) | patterns/s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| preset | px | dose | method | recall | precision | centre RMS (px) | median (px) | integrated SNR >= 3: recall / RMS (px) | all disks: recall / RMS (px) | patterns/s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in d["rows"]:
         for m in ("ndpd", "ndpd_dfl", "ndpd_box", "template"):
             v = r[m]
             a = v.get("all_disks", {})
+            i = v.get("integrated_snr3", {})
             print(f"| {r['preset']} | {r['size']} | {r['dose']:.0e} | {NAMES[m]} | {f(v['recall'])} | {f(v['precision'])} | "
-                  f"{f(v['error_rms'], 3)} | {f(v['error_median'], 3)} | {f(a.get('recall'))} / {f(a.get('error_rms'), 3)} | "
+                  f"{f(v['error_rms'], 3)} | {f(v['error_median'], 3)} | {f(i.get('recall'))} / {f(i.get('error_rms'), 3)} | "
+                  f"{f(a.get('recall'))} / {f(a.get('error_rms'), 3)} | "
                   f"{f(v['patterns_per_second'], 3)} |")
     print()
 

@@ -9,7 +9,9 @@ How the settings are derived
    otherwise the mean of up to ``probe_patterns`` diffraction patterns aligned on each other
    (``datacube.get_vacuum_probe(ROI, align=True)``), whose central disk is the probe.
 2. Disk radius ``r`` and rough centre: ``Probe.measure_disk`` (thresholded-area radius, thresholded centre of
-   mass); then ``Probe.zero_vacuum(alpha_max=1.5)`` zeroes the image beyond ``1.5 r`` so the Bragg disks of the
+   mass); where the half-height radius of the azimuthal median profile (:func:`edge_radius`) differs by more than
+   15 % (neighbouring Bragg disks of the mean pattern counted in the thresholded area, as with 12 px disks),
+   that radius is used; then ``Probe.zero_vacuum(alpha_max=1.5)`` zeroes the image beyond ``1.5 r`` so the Bragg disks of the
    mean pattern do not enter the template.
 3. Exact probe centre: the centre of point symmetry of the probe image, from the cross-correlation of the image
    with its point reflection, refined with py4DSTEM's DFT-upsampled correlation. An error in the kernel centre
@@ -225,6 +227,58 @@ def symmetry_centre(image: np.ndarray, guess: tuple[float, float], *, upsample_f
     return options[np.argmin(np.linalg.norm(options - np.asarray(guess, float), axis=1))]
 
 
+def edge_radius(image: np.ndarray, centre: tuple[float, float], *, step: float = 0.25) -> float:
+    """Radius of the central disk of a probe image: where its azimuthal *median* profile falls to half.
+
+    ``Probe.measure_disk`` thresholds the whole image, so on a mean pattern whose Bragg disks come close to the
+    central one (large disks) their area counts too (measured: 17.7 px for a 12 px disk). The median over each
+    ring ignores neighbours that cover less than half of it. The profile's plateau is the median inside a
+    third of the first guess of the radius; the background is the median beyond twice the half-height radius.
+
+    Parameters
+    ----------
+    image : ndarray (Qx, Qy)
+    centre : (float, float)
+        Rough centre (qx, qy), px.
+    step : float
+        Ring width, px.
+
+    Returns
+    -------
+    float
+        Radius, px; NaN when the profile never falls to half its plateau.
+    """
+    img = np.asarray(image, dtype=np.float64)
+    qx, qy = np.indices(img.shape)
+    rr = np.hypot(qx - centre[0], qy - centre[1]).ravel()
+    v = img.ravel()
+    r_max = 0.5 * min(img.shape)
+    keep = rr < r_max
+    b = (rr[keep] / step).astype(np.int64)
+    order = np.argsort(b, kind="stable")
+    bs, vs = b[order], v[keep][order]
+    bounds = np.searchsorted(bs, np.arange(int(r_max / step) + 2))
+    prof = np.array([np.median(vs[lo:hi]) if hi > lo else np.nan for lo, hi in zip(bounds[:-1], bounds[1:])])
+    radii = (np.arange(len(prof)) + 0.5) * step
+    ok = np.isfinite(prof)
+    radii, prof = radii[ok], prof[ok]
+    if prof.size < 8:
+        return float("nan")
+    plateau = np.median(prof[: max(2, int(1.0 / step))])  # within ~1 px of the centre
+    below = np.nonzero(prof < 0.5 * plateau)[0]
+    if below.size == 0 or below[0] == 0:
+        return float("nan")
+    i = below[0]
+    r_half = radii[i - 1] + (radii[i] - radii[i - 1]) * (prof[i - 1] - 0.5 * plateau) / (prof[i - 1] - prof[i])
+    background = np.median(prof[radii > 2 * r_half]) if np.any(radii > 2 * r_half) else 0.0
+    level = background + 0.5 * (plateau - background)
+    below = np.nonzero(prof < level)[0]
+    if below.size == 0 or below[0] == 0:
+        return float(r_half)
+    i = below[0]
+    return float(radii[i - 1] + (radii[i] - radii[i - 1]) * (prof[i - 1] - level) / (prof[i - 1] - prof[i]))
+
+
 def _quiet():
     """py4DSTEM prints tqdm bars to stderr; keep them out of logs and test output."""
     return contextlib.redirect_stderr(io.StringIO())
@@ -347,6 +401,12 @@ def template_matching(
     probe, source = _build_probe(datacube, vacuum, opts)
     with _quiet():
         r_meas, x0, y0 = probe.measure_disk(plot=False, zero_vacuum=False, returncalc=True)
+    r_edge = edge_radius(probe.probe, (x0, y0))
+    if opts.disk_radius is None and np.isfinite(r_edge) and abs(r_edge - r_meas) > 0.15 * r_edge:
+        # measure_disk's thresholded area took in Bragg disks of the mean pattern next to the central one
+        log.info("template_matching: disk radius %.2f px from the half-height of the azimuthal median profile "
+                 "(measure_disk gave %.2f px)", r_edge, r_meas)
+        r_meas = r_edge
     r = float(opts.disk_radius or r_meas)
     probe.alpha, probe.origin = r, (x0, y0)
     probe.zero_vacuum(alpha_max=1.5)

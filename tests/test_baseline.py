@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import py4DSTEM
 
-from py4dstem_ndpd.baseline import TemplateOptions, TemplateResult, symmetry_centre, template_matching
+from py4dstem_ndpd.baseline import TemplateOptions, TemplateResult, edge_radius, symmetry_centre, template_matching
 from py4dstem_ndpd.evaluate import evaluate_detections
 from py4dstem_ndpd.exceptions import ConfigError, InputError
 from py4dstem_ndpd.synth import Acquisition, simulate_preset
@@ -98,3 +98,21 @@ def test_bad_inputs(scan):
         template_matching(scan.datacube, vacuum=np.ones((5, 5)))
     with pytest.raises(InputError, match="selects no scan position"):
         template_matching(scan.datacube, vacuum=np.zeros((4, 4), bool))
+
+
+@pytest.mark.parametrize("radius", [2.0, 4.0, 12.0, 16.0])
+def test_disk_radius_from_the_azimuthal_median_profile(radius):
+    """``measure_disk`` counted neighbouring Bragg disks of the mean pattern at 12 px (measured 20.9 px)."""
+    scan = simulate_preset("si_sige_multilayer", Acquisition(scan_shape=(3, 3), pattern_shape=(256, 256), dose=1e6,
+                                                             disk_radius_px=radius))
+    image = scan.data.astype(float).mean((0, 1))
+    o = scan.truth.origin.reshape(-1, 2).mean(0)
+    assert edge_radius(image, tuple(o)) == pytest.approx(radius, abs=0.35)
+
+
+def test_template_matching_measures_large_disks():
+    scan = simulate_preset("si_sige_multilayer", Acquisition(scan_shape=(3, 3), pattern_shape=(256, 256), dose=1e6,
+                                                             disk_radius_px=12.0))
+    res = template_matching(scan.datacube, options=TemplateOptions.fast())
+    assert res.settings["disk_radius"] == pytest.approx(12.0, abs=0.5)
+    assert evaluate_detections(res.peaks, scan.truth, min_snr=3.0).recall >= 0.95

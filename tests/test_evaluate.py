@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from py4dstem_ndpd.bridge import truth_to_scanpeaks
-from py4dstem_ndpd.evaluate import DetectionMetrics, evaluate_detections, match_peaks, strain_error
+from py4dstem_ndpd.evaluate import DetectionMetrics, evaluate_detections, integrated_snr, match_peaks, strain_error
 from py4dstem_ndpd.exceptions import InputError
 from py4dstem_ndpd.peaks import ScanPeaks, make_peaks
 from py4dstem_ndpd.synth import TRUTH_DTYPE, Acquisition, ScanTruth, simulate_preset
@@ -128,6 +128,28 @@ def test_min_snr_ignores_faint_disks_both_ways():
     assert (hit.recall, hit.precision, hit.n_ignored) == (1.0, 1.0, 1)
     assert (miss.recall, miss.precision) == (1.0, 1.0)
     assert evaluate_detections(detections([GRID]), truth).recall == pytest.approx(12 / 13)
+
+
+def test_integrated_snr_from_peak_snr_and_intensity():
+    # a disk of 60 electrons over pi r^2 px on 0.5 electrons/px of background
+    area = np.pi * R**2
+    intensity, back = 60.0, 0.5
+    peak = intensity / area
+    d = np.zeros(2, TRUTH_DTYPE)
+    d["intensity"] = [intensity, 0.0]
+    d["snr"] = [peak / np.sqrt(peak + back), 0.0]
+    np.testing.assert_allclose(integrated_snr(d, R), [intensity / np.sqrt(intensity + area * back), 0.0])
+
+
+def test_integrated_snr_counts_faint_disks_of_a_low_dose_scan():
+    scan = simulate_preset("si_sige_multilayer", Acquisition(scan_shape=(1, 2), pattern_shape=(128, 128), dose=1e3))
+    peaks = truth_to_scanpeaks(scan.truth)
+    by_peak = evaluate_detections(peaks, scan.truth, min_snr=3.0)
+    by_sum = evaluate_detections(peaks, scan.truth, min_snr=3.0, snr="integrated")
+    assert by_sum.n_true > by_peak.n_true + 10  # at 128 px only the direct beams reach a peak SNR of 3
+    assert by_sum.recall == 1.0 and by_sum.snr == "integrated"
+    with pytest.raises(InputError, match="snr must be"):
+        evaluate_detections(peaks, scan.truth, snr="mean")
 
 
 def test_several_positions_and_radius():

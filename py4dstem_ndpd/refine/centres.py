@@ -33,9 +33,13 @@ Methods (``refine_centres(..., method=...)``):
 
 Measured with ``python -m py4dstem_ndpd.refine.benchmark`` (detector-like input: truth + 0.3 px Gaussian +
 0.3 px common offset, RMS 0.525 px; 8 x 4 patterns of 256 x 256 px; RMS over all disks at 1e3 / 1e4 / 1e5 / 1e6
-electrons per pattern): "lattice" Si/SiGe 0.21 / 0.083 / 0.036 / 0.018 px, Ti-Nb with overlapping lattices
-0.24 / 0.088 / 0.041 / 0.024 px, Si disks with +-40 % interior gradients 0.19 / 0.11 / 0.11 / 0.040 px; it is the
-most accurate method everywhere except Si/SiGe at 1e6, where "autocorrelation" gives 0.017 px.
+electrons per pattern): "lattice" Si/SiGe 0.21 / 0.086 / 0.035 / 0.011 px, Ti-Nb with overlapping lattices
+0.25 / 0.093 / 0.041 / 0.014 px, Si disks with +-40 % interior gradients 0.19 / 0.12 / 0.14 / 0.046 px; it is the
+most accurate method everywhere.
+
+In step 3 the per-disk positions come in two variants: plain cross-correlation (most precise for symmetric disk
+interiors) and, for bright disks, hybrid correlation (robust to asymmetric interiors). Both are fitted and, per
+pattern, the variant whose disks lie closer to their own fitted lattice is kept (:func:`_choose_plain`).
 """
 from __future__ import annotations
 
@@ -82,7 +86,8 @@ class RefineOptions:
         Largest exponent of the hybrid correlation used for bright disks (0: plain cross-correlation), see
         :mod:`~py4dstem_ndpd.refine.probe`.
     whitening_snr : (float, float)
-        SNR range over which that exponent rises from 0 to ``whitening``.
+        SNR range over which that exponent rises from 0 to ``whitening``, for disks of radius <= 4 px; scaled by
+        ``radius / 4 px`` for larger disks (same per-pixel SNR).
     whitening_floor : float
         Regularisation of the hybrid correlation, in units of the noise-level spectrum magnitude.
     detector_sigma_px : float or None
@@ -289,6 +294,13 @@ def refine(
     sel = (lat >= 0) & np.any(uv != 0, 1)
     if method == "lattice":
         fitted = _fit_from_disks(pf, C, uv, gid, sel, origin, N * L, opts)
+        plain = _choose_plain(pf, C, uv, gid, sel, origin, L, opts, fitted)
+        if plain is not None:
+            use_plain, fitted_plain = plain
+            fitted = np.where(np.repeat(use_plain, L)[:, None, None], fitted_plain, fitted)
+            k = use_plain[group] & trusted
+            out[k] = pf.plain[k]
+            timings["plain_patterns"] = int(use_plain.sum())
     else:
         fitted = _fit_from_autocorrelation(x, bases.reshape(N * L, 2, 2), uv, gid, sel, float(radius_px))
     fitted = fitted.reshape(N, L, 2, 2)
@@ -396,14 +408,30 @@ def _probe_in_chunks(frames, C, starts, radius_px, opts) -> ProbeFit:
         part = probe_positions(
             frames[a:b], np.repeat(np.arange(b - a), counts), C[starts[a]:starts[b]], b - a, radius_px,
             max_shift_px=opts.max_shift_px, gain=opts.gain, lowpass_px=opts.lowpass_px, whitening=opts.whitening,
-            whitening_snr=opts.whitening_snr, whitening_floor=opts.whitening_floor)
+            whitening_snr=_scaled_whitening_snr(opts.whitening_snr, radius_px), whitening_floor=opts.whitening_floor)
         part.probe = np.where(part.probe >= 0, part.probe + starts[a], -1)
         parts.append(part)
     if len(parts) == 1:
         return parts[0]
     cat = lambda name: np.concatenate([getattr(q, name) for q in parts])  # noqa: E731
     return ProbeFit(positions=cat("positions"), snr=cat("snr"), shift=cat("shift"), clipped=cat("clipped"),
-                    probe=cat("probe"))
+                    probe=cat("probe"), plain=cat("plain"))
+
+
+#: Disk radius (px) at which ``RefineOptions.whitening_snr`` holds; see :func:`_scaled_whitening_snr`.
+WHITENING_RADIUS_PX = 4.0
+
+
+def _scaled_whitening_snr(snr_range: tuple[float, float], radius_px: float) -> tuple[float, float]:
+    """The whitening SNR range for disks of ``radius_px``: scaled by ``radius / 4 px`` above 4 px.
+
+    Whitening pays where the disk edge stands out of the noise pixel by pixel; for the same integrated SNR a disk
+    of twice the radius spreads its counts over four times the pixels, so its per-pixel SNR is about half. Measured
+    at 512 px (8 px disks, both presets, RMS px at 1e5 / 1e6): unscaled 0.044-0.059 / 0.026-0.029, scaled
+    0.041-0.053 / 0.019-0.024 (unchanged at 1e7).
+    """
+    f = max(1.0, float(radius_px) / WHITENING_RADIUS_PX)
+    return (snr_range[0] * f, snr_range[1] * f)
 
 
 def _reindex(C, group, origin, bases, lat, uv, tol) -> None:
@@ -534,6 +562,44 @@ def _fit_from_disks(pf, detected, uv, gid, sel, origin, n_groups, opts, rounds: 
             break
         w = np.where(bad, 0.0, w)
     return basis
+
+
+def _choose_plain(pf, detected, uv, gid, sel, origin, L, opts, fitted):
+    """Per pattern: do the plain cross-correlation positions fit the lattice better than the whitened ones?
+
+    Whitening (hybrid correlation) makes bright disks immune to asymmetric interiors (tilt, thickness fringes)
+    at the price of more noise; with symmetric interiors the plain correlation is the more precise (measured on
+    Si/SiGe at 1e6 electrons, 256 px: strain std 6.4e-5 plain against 1.24e-4 whitened). The lattice is the
+    judge: for each pattern the variant whose bright disks lie closer (median distance) to its own fitted lattice
+    sites is kept. Returns ``(use_plain (N,), plain bases (N * L, 2, 2))``, or None when nothing was whitened.
+    """
+    if pf.plain is None or opts.whitening <= 0:
+        return None
+    differs = np.any(pf.plain != pf.positions, axis=1)
+    if not np.any(differs):
+        return None
+    from dataclasses import replace
+
+    pf_plain = replace(pf, positions=pf.plain)
+    fitted_plain = _fit_from_disks(pf_plain, detected, uv, gid, sel, origin, len(fitted), opts)
+    N = len(origin)
+    k = np.nonzero(sel & (gid >= 0) & differs & ~pf.clipped)[0]
+    if k.size == 0:
+        return None
+    g = gid[k]
+    u = uv[k].astype(np.float64)
+    org = np.repeat(origin, L, axis=0)[g]
+    site_w = org + np.einsum("ku,kuj->kj", u, fitted[g])
+    site_p = org + np.einsum("ku,kuj->kj", u, fitted_plain[g])
+    res_w = np.linalg.norm(pf.positions[k] - site_w, axis=1)
+    res_p = np.linalg.norm(pf.plain[k] - site_p, axis=1)
+    ok = np.isfinite(res_w) & np.isfinite(res_p)
+    pattern = g // L
+    med_w = _group_median(res_w, pattern, ok, N)
+    med_p = _group_median(res_p, pattern, ok, N)
+    use_plain = np.isfinite(med_w) & np.isfinite(med_p) & (med_p <= med_w)
+    use_plain &= np.all(np.isfinite(fitted_plain.reshape(N, L, 4)) | ~np.isfinite(fitted.reshape(N, L, 4)), axis=(1, 2))
+    return use_plain, fitted_plain
 
 
 def _group_median(values: np.ndarray, group: np.ndarray, use: np.ndarray, n_groups: int) -> np.ndarray:

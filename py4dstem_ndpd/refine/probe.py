@@ -7,9 +7,10 @@ patterns of a batch:
 1. cut a window around every detected centre, subtract a plane fitted to the window's outer ring (the local
    diffuse background and its slope) and multiply by a smooth circular taper;
 2. take the brightest disk of each pattern as the probe (the direct beam) and locate it by an iterated centroid
-   within a soft disk of radius ``radius + 2.5`` px centred on the current estimate; this converges to the
-   centre of symmetry of a centrosymmetric probe and was the most precise estimator measured at low dose
-   (0.17 px RMS at 1e3 electrons per pattern against 0.20 for the self-convolution maximum);
+   within a soft disk of radius ``radius + 2.5`` px centred on the current estimate (it converges to the centre
+   of symmetry of a centrosymmetric probe; 0.17 px RMS at 1e3 electrons per pattern against 0.20 for the
+   self-convolution maximum; a flat-disk matched filter was better on some scans and worse on others, and
+   depends on the radius estimate, so it is not used);
 3. cross-correlate every window with its pattern's probe (after a mild Gaussian low-pass, ``lowpass_px``); the
    correlation maximum is the disk's shift from the probe. The maximum is found on the band-limited (Fourier)
    interpolant of the correlation: on a 0.5 px grid, then a parabola, then Newton steps.
@@ -48,6 +49,10 @@ class ProbeFit:
         the disk area (px); <= 0 for disks that are not there.
     shift : ndarray, shape (K,)
         Distance between the refined and the input centre, px.
+    plain : ndarray, shape (K, 2)
+        Centres from the plain cross-correlation (no whitening); equal to ``positions`` for disks that were not
+        bright enough to be whitened. Used by the lattice refinement to choose, per pattern, the estimator whose
+        positions the lattice fits best.
     clipped : ndarray of bool, shape (K,)
         The disk (its radius + 2 px) crosses the detector edge.
     probe : ndarray of int, shape (N,)
@@ -59,6 +64,7 @@ class ProbeFit:
     shift: np.ndarray
     clipped: np.ndarray
     probe: np.ndarray
+    plain: np.ndarray | None = None
 
 
 def _segment_argmax(values: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
@@ -197,6 +203,7 @@ def probe_positions(
         start = loc - t[group]
         d, _ = grid_maximum(C, start, max_shift_px, 2 * int(np.ceil(2 * max_shift_px)) + 1)
         d = newton_maximum(C, d)
+        d_plain = d.copy()
         s0, s1 = whitening_snr
         pw = whitening * np.clip((snr - s0) / max(s1 - s0, 1e-9), 0.0, 1.0)
         bright = pw > 0
@@ -209,11 +216,13 @@ def probe_positions(
             d[bright] = newton_maximum(Cb, grid_maximum(Cb, d[bright], 0.5, 5)[0])
         new = anchor + t[group] + d
         new[probe[has]] = anchor[probe[has]] + t[has]
+        plain = anchor + t[group] + d_plain
+        plain[probe[has]] = new[probe[has]]
         pos = new
     shift = np.linalg.norm(pos - centres, axis=1)
     clipped = (pos[:, 0] < edge - 0.5) | (pos[:, 0] > H - 0.5 - edge) | (pos[:, 1] < edge - 0.5) | (
         pos[:, 1] > W - 0.5 - edge)
-    return ProbeFit(positions=pos, snr=snr, shift=shift, clipped=clipped, probe=probe)
+    return ProbeFit(positions=pos, snr=snr, shift=shift, clipped=clipped, probe=probe, plain=plain)
 
 
 __all__ = ["ProbeFit", "probe_positions"]
