@@ -294,12 +294,13 @@ def refine(
     sel = (lat >= 0) & np.any(uv != 0, 1)
     if method == "lattice":
         fitted = _fit_from_disks(pf, C, uv, gid, sel, origin, N * L, opts)
-        plain = _choose_plain(pf, C, uv, gid, sel, origin, L, opts, fitted)
+        plain = _choose_plain(pf, C, uv, gid, sel, origin, L, opts, fitted,
+                              _crowded(C, group, 2.0 * float(radius_px) + 4.0))
         if plain is not None:
-            use_plain, fitted_plain = plain
+            use_plain, fitted_plain, plain_pos = plain
             fitted = np.where(np.repeat(use_plain, L)[:, None, None], fitted_plain, fitted)
             k = use_plain[group] & trusted
-            out[k] = pf.plain[k]
+            out[k] = plain_pos[k]
             timings["plain_patterns"] = int(use_plain.sum())
     else:
         fitted = _fit_from_autocorrelation(x, bases.reshape(N * L, 2, 2), uv, gid, sel, float(radius_px))
@@ -564,23 +565,41 @@ def _fit_from_disks(pf, detected, uv, gid, sel, origin, n_groups, opts, rounds: 
     return basis
 
 
-def _choose_plain(pf, detected, uv, gid, sel, origin, L, opts, fitted):
+def _crowded(C: np.ndarray, group: np.ndarray, distance: float) -> np.ndarray:
+    """True for disks with another disk of the same pattern closer than ``distance`` px (KD-tree per batch)."""
+    from scipy.spatial import cKDTree
+
+    if len(C) < 2:
+        return np.zeros(len(C), dtype=bool)
+    # separate the patterns far apart so one tree serves the whole batch
+    pts = np.concatenate([C, group[:, None] * 1e6], axis=1)
+    pairs = cKDTree(pts).query_pairs(distance, output_type="ndarray")
+    out = np.zeros(len(C), dtype=bool)
+    out[pairs.ravel()] = True
+    return out
+
+
+def _choose_plain(pf, detected, uv, gid, sel, origin, L, opts, fitted, crowded):
     """Per pattern: do the plain cross-correlation positions fit the lattice better than the whitened ones?
 
     Whitening (hybrid correlation) makes bright disks immune to asymmetric interiors (tilt, thickness fringes)
     at the price of more noise; with symmetric interiors the plain correlation is the more precise (measured on
     Si/SiGe at 1e6 electrons, 256 px: strain std 6.4e-5 plain against 1.24e-4 whitened). The lattice is the
     judge: for each pattern the variant whose bright disks lie closer (median distance) to its own fitted lattice
-    sites is kept. Returns ``(use_plain (N,), plain bases (N * L, 2, 2))``, or None when nothing was whitened.
+    sites is kept. Disks that another disk overlaps (``crowded``) keep their hybrid-correlation position in both
+    variants: the neighbour's counts in their window pull the plain correlation (measured on Ti-Nb at 1e7, 256 px:
+    0.22 px on matrix disks 11 px from an hcp disk; RMS of the scan 0.030 px, 0.007 px with this rule). Returns ``(use_plain (N,), plain bases (N * L, 2,
+    2), plain positions (K, 2))``, or None when nothing was whitened.
     """
     if pf.plain is None or opts.whitening <= 0:
         return None
-    differs = np.any(pf.plain != pf.positions, axis=1)
+    plain_pos = np.where(crowded[:, None], pf.positions, pf.plain)
+    differs = np.any(plain_pos != pf.positions, axis=1)
     if not np.any(differs):
         return None
     from dataclasses import replace
 
-    pf_plain = replace(pf, positions=pf.plain)
+    pf_plain = replace(pf, positions=plain_pos, plain=plain_pos)
     fitted_plain = _fit_from_disks(pf_plain, detected, uv, gid, sel, origin, len(fitted), opts)
     N = len(origin)
     k = np.nonzero(sel & (gid >= 0) & differs & ~pf.clipped)[0]
@@ -592,14 +611,14 @@ def _choose_plain(pf, detected, uv, gid, sel, origin, L, opts, fitted):
     site_w = org + np.einsum("ku,kuj->kj", u, fitted[g])
     site_p = org + np.einsum("ku,kuj->kj", u, fitted_plain[g])
     res_w = np.linalg.norm(pf.positions[k] - site_w, axis=1)
-    res_p = np.linalg.norm(pf.plain[k] - site_p, axis=1)
+    res_p = np.linalg.norm(plain_pos[k] - site_p, axis=1)
     ok = np.isfinite(res_w) & np.isfinite(res_p)
     pattern = g // L
     med_w = _group_median(res_w, pattern, ok, N)
     med_p = _group_median(res_p, pattern, ok, N)
     use_plain = np.isfinite(med_w) & np.isfinite(med_p) & (med_p <= med_w)
     use_plain &= np.all(np.isfinite(fitted_plain.reshape(N, L, 4)) | ~np.isfinite(fitted.reshape(N, L, 4)), axis=(1, 2))
-    return use_plain, fitted_plain
+    return use_plain, fitted_plain, plain_pos
 
 
 def _group_median(values: np.ndarray, group: np.ndarray, use: np.ndarray, n_groups: int) -> np.ndarray:

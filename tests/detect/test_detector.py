@@ -32,22 +32,23 @@ def test_accuracy_on_small_si_scan(si_scan, si_peaks):
     assert m.error_rms <= 0.05
 
 
-@pytest.mark.parametrize("size", [256, 512])
-def test_overlapping_disks_of_two_phases_are_found(size):
+@pytest.mark.parametrize("size, dose, bar", [(256, 1e6, 0.05), (512, 1e6, 0.05), (256, 1e7, 0.015)])
+def test_overlapping_disks_of_two_phases_are_found(size, dose, bar):
     """Ti-Nb with hcp and matrix disks overlapping (1.4 radii apart): every disk with peak SNR >= 3 is found and
     placed within 0.05 px RMS. Measured: recall 1.000, RMS 0.026 px (256) and 0.029 px (512). Before, duplicate
     suppression at one radius lost 1 % of them at 256 px, and at 512 px matrix disks whose detected centre the
-    neighbour pulled 2.2 px off stayed unrefined (RMS 0.21 px)."""
+    neighbour pulled 2.2 px off stayed unrefined (RMS 0.21 px). At 1e7 the plain correlation of overlapped disks
+    was biased (RMS 0.030 px; 0.007 px now that they keep the hybrid one)."""
     from py4dstem_ndpd.synth import Acquisition, simulate_preset
 
-    scan = simulate_preset("tinb_multiphase", Acquisition(scan_shape=(4, 4), pattern_shape=(size, size), dose=1e6,
-                                                          seed=1006))
+    scan = simulate_preset("tinb_multiphase", Acquisition(scan_shape=(4, 4), pattern_shape=(size, size), dose=dose,
+                                                          seed=1000 + int(np.log10(dose))))
     peaks = detect_scan(scan.datacube, options=FAST, progress=False)
     m = evaluate_detections(peaks, scan.truth, min_snr=3.0)
     assert m.n_true > 200
     assert m.recall == 1.0
     assert m.precision >= 0.995
-    assert m.error_rms <= 0.05
+    assert m.error_rms <= bar
 
 
 def test_refinement_beats_raw_dfl_centres(si_scan, si_peaks):
