@@ -136,7 +136,7 @@ def probe_positions(
     gain: float = 1.0,
     lowpass_px: float = 0.5,
     whitening: float = 1.0,
-    whitening_snr: tuple[float, float] = (20.0, 80.0),
+    whitening_snr: tuple[float, float] = (5.0, 10.0),
     whitening_floor: float = 100.0,
 ) -> ProbeFit:
     """Refine disk centres by cross-correlation with each pattern's direct beam (see module docstring).

@@ -1,0 +1,158 @@
+"""Multislice CBED patterns of Si [110] from abTEM: an independent simulator for the detector's generalisation test.
+
+Runs in its own environment (abTEM needs numpy 2; py4DSTEM 0.14 needs numpy < 2)::
+
+    python -m venv /tmp/abtem-venv && /tmp/abtem-venv/bin/pip install abtem
+    /tmp/abtem-venv/bin/python benchmarks/external/simulate_abtem.py --out tests/data/abtem_si110.npz
+
+Each pattern: a 200 kV probe (convergence semi-angle per pattern) focused on a Si [110] slab (thickness per
+pattern), multislice without thermal diffuse scattering; the diffraction intensity is resampled (linear
+interpolation) onto a ``--size`` px detector of square pixels, 1.05-1.25 simulation pixels each (so lattice sites fall
+anywhere on the pixel grid), with a random sub-pixel descan offset; then Poisson noise at ``--dose`` electrons
+per pattern and 16-bit counts.
+
+Truth: every zero-order Laue zone reflection of Si [110] on the detector (fcc rule; exact, px), with the
+integrated SNR of its disk in the noiseless pattern (``I / sqrt(I + A b)``, ``b`` the local background).
+Saved: ``patterns`` (N, size, size) uint16, ``expected`` (N, size, size) float32 noiseless, each summing to 1
+(scale by a dose and draw Poisson counts for other doses), ``centres`` (all sites, (M, 2) qx, qy px), ``snr`` (M,), ``counts``
+(N,) sites per pattern, ``radius_px`` (N,), ``thickness_nm``, ``convergence_mrad``, ``q_pixel_size`` (N,
+1/A per detector pixel), ``origin`` (N, 2), ``dose``, ``simulator``.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+
+def simulate(thickness_nm: float, convergence_mrad: float, size: int, extent_A: float = 100.0):
+    import abtem
+    from ase.lattice.cubic import Diamond
+
+    a = 5.431
+    # ase's orthogonal cell with these directions repeats every a/sqrt(2) along [1-10], a along [001] and
+    # a/sqrt(2) along the beam direction [-1-10]
+    cell_x, cell_y, cell_z = a / np.sqrt(2), a, a / np.sqrt(2)
+    nx, ny = int(round(extent_A / cell_x)), int(round(extent_A / cell_y))
+    nz = max(1, int(round(thickness_nm * 10 / cell_z)))
+    atoms = Diamond(directions=[[1, -1, 0], [0, 0, 1], [-1, -1, 0]], symbol="Si", latticeconstant=a,
+                    size=(nx, ny, nz), pbc=True)
+    assert np.allclose(atoms.cell.lengths(), (nx * cell_x, ny * cell_y, nz * cell_z))
+    potential = abtem.Potential(atoms, sampling=0.1, slice_thickness=cell_z / 2, projection="infinite")
+    probe = abtem.Probe(energy=200e3, semiangle_cutoff=convergence_mrad)
+    probe.grid.match(potential)
+    cx, cy = atoms.cell[0, 0] / 2, atoms.cell[1, 1] / 2
+    exit_wave = probe.multislice(potential, scan=[(cx, cy)])
+    dp = exit_wave.diffraction_patterns(max_angle=None, fftshift=True).compute()
+    arr = np.asarray(dp.array).reshape(dp.array.shape[-2:])
+    sampling = np.asarray(dp.sampling)  # 1/A per pixel
+    H, W = arr.shape
+    wavelength = float(abtem.core.energy.energy2wavelength(200e3))
+    radius_px = convergence_mrad * 1e-3 / wavelength / sampling
+    # reciprocal lattice sites of the orthogonal cell: (m / cell_x, n / cell_y) in 1/A, in simulation pixels
+    mx = int(H / 2 * sampling[0] * cell_x) + 1
+    my = int(W / 2 * sampling[1] * cell_y) + 1
+    m, n = np.meshgrid(np.arange(-mx, mx + 1), np.arange(-my, my + 1), indexing="ij")
+    m, n = m.ravel(), n.ravel()
+    # zero-order Laue zone of Si along [110]: g = (h, -h, l) / a with h, l of one parity (fcc rule), i.e. m = h
+    # along [1-10] (in units of 1 / cell_x = sqrt(2) / a) and n = l along [001]. (002)-type sites are kept:
+    # forbidden kinematically, they light up by double diffraction.
+    allowed = (m - n) % 2 == 0
+    m, n = m[allowed], n[allowed]
+    kx, ky = m / cell_x, n / cell_y
+    sites = np.stack([H // 2 + kx / sampling[0], W // 2 + ky / sampling[1]], 1)
+    return arr.astype(np.float64), sites, radius_px, sampling, (nx, ny, nz)
+
+
+def disk_sums(image, sites, radius):
+    qx, qy = np.indices(image.shape)
+    out = np.zeros(len(sites))
+    for i, (x, y) in enumerate(sites):
+        m = (qx - x) ** 2 + (qy - y) ** 2 <= radius**2
+        out[i] = image[m].sum()
+    return out
+
+
+def to_detector(image, scale, shift, size: int):
+    """Resample onto a detector of ``size`` px whose pixel is ``1 / scale`` simulation pixels (per axis), centred
+    on the zero beam plus ``shift`` (detector px), by linear interpolation. Returns the image and the mapping
+    ``x_det = (x_sim - c_sim) * scale + c_det + shift``."""
+    from scipy import ndimage
+
+    c_sim = np.array(image.shape) // 2
+    c_det = np.array([size // 2, size // 2], float)
+    shift = np.asarray(shift, float)
+    scale = np.asarray(scale, float)
+    # input coordinate of output pixel o: (o - c_det - shift) / scale + c_sim
+    out = ndimage.affine_transform(image, np.full(2, 1.0 / scale), offset=c_sim - (c_det + shift) / scale,
+                                   output_shape=(size, size), order=1, mode="constant")
+    out *= 1.0 / np.prod(scale)  # counts per detector pixel
+
+    def mapping(x):
+        return (np.asarray(x) - c_sim) * scale + c_det + shift
+
+    return out, mapping
+
+
+def site_snr(expected, sites, radius):
+    """Integrated SNR of each site's disk in an expected-counts image: ``I / sqrt(I + A b)``, ``b`` the median
+    of an annulus from ``radius + 2`` to ``radius + 5`` px around it (background between disks)."""
+    qx, qy = np.indices(expected.shape)
+    snr = np.zeros(len(sites))
+    for i, (x, y) in enumerate(sites):
+        d2 = (qx - x) ** 2 + (qy - y) ** 2
+        disk = d2 <= radius**2
+        ring = (d2 >= (radius + 2) ** 2) & (d2 <= (radius + 5) ** 2)
+        b = float(np.median(expected[ring])) if ring.any() else 0.0
+        intensity = float(expected[disk].sum() - b * disk.sum())
+        snr[i] = max(intensity, 0.0) / np.sqrt(max(intensity, 0.0) + b * disk.sum() + 1e-12)
+    return snr
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", required=True)
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--thickness", type=float, nargs="+", default=[10.0, 30.0, 60.0])
+    p.add_argument("--convergence", type=float, nargs="+", default=[1.5, 2.5])
+    p.add_argument("--dose", type=float, default=1e6)
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args()
+    rng = np.random.default_rng(a.seed)
+    patterns, centres, radii, meta = [], [], [], []
+    all_snr, expecteds = [], []
+    for t in a.thickness:
+        for c in a.convergence:
+            t0 = time.perf_counter()
+            img, sites, r, sampling, reps = simulate(t, c, a.size)
+            # square detector pixels of q_det 1/A, 1.05-1.25 simulation pixels: lattice sites off the pixel grid
+            q_det = sampling.max() / rng.uniform(0.8, 0.95)
+            scale = sampling / q_det
+            off = rng.uniform(-0.5, 0.5, 2)
+            det, mapping = to_detector(img, scale, off, a.size)
+            sites = mapping(sites)
+            r = float(np.mean(r * scale))
+            on = (sites >= -0.5).all(1) & (sites < a.size - 0.5).all(1)
+            sites = sites[on]
+            expected = det / det.sum() * a.dose
+            snr = site_snr(expected, sites, r)
+            counts = np.clip(rng.poisson(expected), 0, 65535).astype(np.uint16)
+            patterns.append(counts)
+            expecteds.append((expected / a.dose).astype(np.float32))
+            centres.append(sites)
+            all_snr.append(snr)
+            radii.append(r)
+            meta.append((t, c, off, q_det))
+            print(f"thickness {t} nm, convergence {c} mrad: radius {r:.2f} px, {len(sites)} sites, "
+                  f"{(snr >= 3).sum()} with SNR >= 3, cell reps {reps}, {time.perf_counter() - t0:.1f} s", flush=True)
+    np.savez_compressed(
+        a.out, patterns=np.stack(patterns), expected=np.stack(expecteds), centres=np.concatenate(centres), counts=np.array([len(c) for c in centres]),
+        snr=np.concatenate(all_snr), radius_px=np.array(radii), q_pixel_size=np.array([m[3] for m in meta]), thickness_nm=np.array([m[0] for m in meta]),
+        convergence_mrad=np.array([m[1] for m in meta]), origin=np.array([a.size // 2 + m[2] for m in meta]),
+        dose=a.dose, simulator=f"abTEM {__import__('abtem').__version__} multislice, Si [110], 200 kV, seed {a.seed}",
+    )
+
+
+if __name__ == "__main__":
+    main()
