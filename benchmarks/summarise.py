@@ -49,6 +49,24 @@ def strain() -> None:
         print()
 
 
+def external() -> None:
+    p = R / "external.json"
+    if not p.exists():
+        return
+    d = json.loads(p.read_text())
+    print(f"Another simulator ({d['simulator']}, {d['date']}; counted: {d['counted']}):\n")
+    print("| dose | radius (px) | method | recall | precision | centre RMS (px) | median (px) |")
+    print("|---|---|---|---|---|---|---|")
+    for r in d["rows"]:
+        for m in ("ndpd", "ndpd_dfl", "template", "tempo4d"):
+            if m in r:
+                v = r[m]
+                print(f"| {r['dose']:.0e} | {r['radius_px']:.1f} | {NAMES.get(m, m)} | {f(v['recall'])} | {f(v['precision'])} | "
+                      f"{f(v['error_rms'], 3)} | {f(v['error_median'], 3)} |")
+    print()
+
+
 if __name__ == "__main__":
     accuracy()
     strain()
+    external()

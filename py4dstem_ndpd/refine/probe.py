@@ -28,7 +28,7 @@ electrons): disks with +-40 % gradients 0.21 / 0.26 (plain) -> 0.11 / 0.04; symm
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -49,10 +49,9 @@ class ProbeFit:
         the disk area (px); <= 0 for disks that are not there.
     shift : ndarray, shape (K,)
         Distance between the refined and the input centre, px.
-    plain : ndarray, shape (K, 2)
-        Centres from the plain cross-correlation (no whitening); equal to ``positions`` for disks that were not
-        bright enough to be whitened. Used by the lattice refinement to choose, per pattern, the estimator whose
-        positions the lattice fits best.
+    alternatives : dict of str to ndarray (K, 2)
+        Centres from other estimators: ``"plain"`` (cross-correlation without whitening). The lattice refinement
+        chooses, per pattern, the estimator whose positions its lattice fits best.
     clipped : ndarray of bool, shape (K,)
         The disk (its radius + 2 px) crosses the detector edge.
     probe : ndarray of int, shape (N,)
@@ -64,7 +63,7 @@ class ProbeFit:
     shift: np.ndarray
     clipped: np.ndarray
     probe: np.ndarray
-    plain: np.ndarray | None = None
+    alternatives: dict = field(default_factory=dict)
 
 
 def _segment_argmax(values: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
@@ -204,25 +203,32 @@ def probe_positions(
         d, _ = grid_maximum(C, start, max_shift_px, 2 * int(np.ceil(2 * max_shift_px)) + 1)
         d = newton_maximum(C, d)
         d_plain = d.copy()
-        s0, s1 = whitening_snr
-        pw = whitening * np.clip((snr - s0) / max(s1 - s0, 1e-9), 0.0, 1.0)
-        bright = pw > 0
-        if np.any(bright):
-            # hybrid correlation C / (|C|^2 + floor^2)^(p/2) of bright disks (see the module docstring)
-            Cb = C[bright]
-            mag2 = Cb.real**2 + Cb.imag**2
-            floor2 = (whitening_floor**2) * np.median(mag2[:, high], axis=1)
-            Cb = Cb / np.maximum(mag2 + floor2[:, None, None], 1e-300) ** (0.5 * pw[bright, None, None])
-            d[bright] = newton_maximum(Cb, grid_maximum(Cb, d[bright], 0.5, 5)[0])
-        new = anchor + t[group] + d
-        new[probe[has]] = anchor[probe[has]] + t[has]
-        plain = anchor + t[group] + d_plain
-        plain[probe[has]] = new[probe[has]]
-        pos = new
+
+        def hybrid(snr_range):
+            # hybrid correlation C / (|C|^2 + floor^2)^(p/2) of the disks with p > 0 (see the module docstring)
+            s0, s1 = snr_range
+            pw = whitening * np.clip((snr - s0) / max(s1 - s0, 1e-9), 0.0, 1.0)
+            dh = d_plain.copy()
+            bright = pw > 0
+            if np.any(bright):
+                Cb = C[bright]
+                mag2 = Cb.real**2 + Cb.imag**2
+                floor2 = (whitening_floor**2) * np.median(mag2[:, high], axis=1)
+                Cb = Cb / np.maximum(mag2 + floor2[:, None, None], 1e-300) ** (0.5 * pw[bright, None, None])
+                dh[bright] = newton_maximum(Cb, grid_maximum(Cb, d_plain[bright], 0.5, 5)[0])
+            return dh
+
+        def place(dd):
+            out = anchor + t[group] + dd
+            out[probe[has]] = anchor[probe[has]] + t[has]
+            return out
+
+        pos = place(hybrid(whitening_snr))
+        alternatives = {"plain": place(d_plain)}
     shift = np.linalg.norm(pos - centres, axis=1)
     clipped = (pos[:, 0] < edge - 0.5) | (pos[:, 0] > H - 0.5 - edge) | (pos[:, 1] < edge - 0.5) | (
         pos[:, 1] > W - 0.5 - edge)
-    return ProbeFit(positions=pos, snr=snr, shift=shift, clipped=clipped, probe=probe, plain=plain)
+    return ProbeFit(positions=pos, snr=snr, shift=shift, clipped=clipped, probe=probe, alternatives=alternatives)
 
 
 __all__ = ["ProbeFit", "probe_positions"]
