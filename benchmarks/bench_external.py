@@ -8,8 +8,13 @@ the paper authors' released tempo4d weights run on the same patterns.
     python benchmarks/bench_external.py                          # the shipped fixture, doses 1e4 1e5 1e6
     python benchmarks/bench_external.py --file my_abtem.npz      # a larger set made with external/simulate_abtem.py
 
-A true disk counts when its *integrated* SNR (whole disk against its local background) is >= 3 and it lies at
-least one radius from the detector edge. Writes benchmarks/results/external.json.
+The truth is every kinematically allowed zero-order site plus every other node of their net (half steps
+included) whose disk the multislice made visible without overlapping a listed one (see
+:func:`py4dstem_ndpd.synth.external.load_external`). A true disk counts when it lies at least one radius from
+the detector edge and its SNR, measured on the noiseless pattern, is >= 3: by *peak* SNR (the issue's rule, as
+for our own simulator; ``peak``) and, stricter, by *integrated* SNR (whole disk against its local background;
+``integrated``, which counts disks of a fraction of an electron per pixel). Writes
+benchmarks/results/external.json.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ import numpy as np
 
 from _machine import machine_info
 from py4dstem_ndpd.compare import CompareOptions, compare
+from py4dstem_ndpd.evaluate import evaluate_detections
 from py4dstem_ndpd.synth.external import load_external
 
 HERE = Path(__file__).parent
@@ -46,17 +52,18 @@ def main() -> None:
                    "thickness_nm": ext.meta["thickness_nm"], "convergence_mrad": ext.meta["convergence_mrad"],
                    "seconds": time.perf_counter() - t}
             for name, m in res.methods.items():
-                md = m.metrics.to_dict()
-                row[name] = {k: md[k] for k in ("recall", "precision", "error_rms", "error_median", "n_true",
-                                                "n_detected", "bias_qx", "bias_qy")}
+                row[name] = {}
+                for rule in ("peak", "integrated"):
+                    md = evaluate_detections(m.peaks, ext.truth, min_snr=3.0, snr=rule).to_dict()
+                    row[name][rule] = {k: md[k] for k in ("recall", "precision", "error_rms", "error_median",
+                                                          "n_true", "n_detected", "bias_qx", "bias_qy")}
             rows.append(row)
-            print(json.dumps({k: (v if not isinstance(v, dict) else {kk: round(vv, 4) if isinstance(vv, float)
-                                                                      else vv for kk, vv in v.items()})
-                              for k, v in row.items()}), flush=True)
+            print(json.dumps(row, default=lambda v: round(float(v), 4)), flush=True)
     ext0 = load_external(a.file)[0]
     out = {"benchmark": "external simulator", "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine_info(),
            "file": Path(a.file).name, "simulator": ext0.meta["simulator"],
-           "counted": "integrated SNR >= 3, >= 1 radius from the edge", "rows": rows}
+           "counted": "SNR >= 3 (peak: the issue's rule; integrated: stricter), >= 1 radius from the edge",
+           "rows": rows}
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "external.json").write_text(json.dumps(out, indent=1, default=float))
 

@@ -55,14 +55,16 @@ def external() -> None:
         return
     d = json.loads(p.read_text())
     print(f"Another simulator ({d['simulator']}, {d['date']}; counted: {d['counted']}):\n")
-    print("| dose | radius (px) | method | recall | precision | centre RMS (px) | median (px) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| dose | radius (px) | method | peak SNR >= 3: disks / recall / precision / RMS (px) / median (px) | "
+          "integrated SNR >= 3: disks / recall / precision / RMS (px) |")
+    print("|---|---|---|---|---|")
     for r in d["rows"]:
         for m in ("ndpd", "ndpd_dfl", "template", "tempo4d"):
             if m in r:
-                v = r[m]
-                print(f"| {r['dose']:.0e} | {r['radius_px']:.1f} | {NAMES.get(m, m)} | {f(v['recall'])} | {f(v['precision'])} | "
-                      f"{f(v['error_rms'], 3)} | {f(v['error_median'], 3)} |")
+                p, i = r[m]["peak"], r[m]["integrated"]
+                print(f"| {r['dose']:.0e} | {r['radius_px']:.1f} | {NAMES.get(m, m)} | {p['n_true']} / {f(p['recall'])} / "
+                      f"{f(p['precision'])} / {f(p['error_rms'], 3)} / {f(p['error_median'], 3)} | {i['n_true']} / "
+                      f"{f(i['recall'])} / {f(i['precision'])} / {f(i['error_rms'], 3)} |")
     print()
 
 

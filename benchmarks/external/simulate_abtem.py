@@ -11,7 +11,9 @@ interpolation) onto a ``--size`` px detector of square pixels, 1.05-1.25 simulat
 anywhere on the pixel grid), with a random sub-pixel descan offset; then Poisson noise at ``--dose`` electrons
 per pattern and 16-bit counts.
 
-Truth: every zero-order Laue zone reflection of Si [110] on the detector (fcc rule; exact, px), with the
+Truth: every zero-order Laue zone reflection of Si [110] on the detector (fcc rule; exact, px; the loader,
+``py4dstem_ndpd.synth.external.load_external``, adds the other nodes of their net, half steps included, where the
+multislice made a visible disk of its own, measured on ``expected``), with the
 integrated SNR of its disk in the noiseless pattern (``I / sqrt(I + A b)``, ``b`` the local background).
 Saved: ``patterns`` (N, size, size) uint16, ``expected`` (N, size, size) float32 noiseless, each summing to 1
 (scale by a dose and draw Poisson counts for other doses), ``centres`` (all sites, (M, 2) qx, qy px), ``snr`` (M,), ``counts``
