@@ -7,6 +7,13 @@ intensities spanning several decades (faint forbidden-like reflections included)
 16/32-bit counters, diffuse halo and amorphous ring backgrounds, blur, hot/dead pixels, elliptic distortion,
 internal disk structure, and an origin anywhere in the central 60 % (so disks are cut by the edges).
 
+Beyond the kinematic picture (so that the detector learns disk *edges*, not intensity centroids, and does not
+depend on a counting camera): in a fraction of patterns the disks carry dynamical contrast
+(:class:`~py4dstem_ndpd.synth.render.DiskTexture`: off-centre fringes, intensity ramps, bright or dark lines
+across the disk), Kikuchi bands cross the diffuse background, and the camera integrates instead of counting
+(gain per electron with its own spread, Gaussian read noise, a dark offset removed so values go negative,
+saturation at 16 bits, float output).
+
 Labels follow ultralytics' convention (pixel ``i`` spans ``[i, i+1)``; boxes normalised, ``class x y w h`` with
 ``x`` the column): every disk whose true centre lies on the image and whose integrated SNR is >= ``min_snr``,
 box = its true extent clipped to the image. The SNR used for labelling is the integrated one,
@@ -18,7 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .render import BackgroundBatch, DetectorModel, DiskBatch, detect_counts, render_background, render_disks
+from .render import (BackgroundBatch, DetectorModel, DiskBatch, DiskTexture, detect_counts, render_background,
+                     render_disks)
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,17 @@ class RandomizationRanges:
     vacuum_fraction: float = 0.03
     second_lattice_fraction: float = 0.2
     min_snr: float = 3.0
+    dynamical_fraction: float = 0.0
+    kikuchi_fraction: float = 0.0
+    integrating_fraction: float = 0.0
+
+
+#: Named randomisations: ``"v1"`` made the first shipped model (kinematic disks, counting cameras); ``"v2"`` adds
+#: dynamical disk contrast (half the patterns), Kikuchi bands (30 %) and integrating cameras (25 %).
+RANDOMIZATIONS = {
+    "v1": RandomizationRanges(),
+    "v2": RandomizationRanges(dynamical_fraction=0.5, kikuchi_fraction=0.3, integrating_fraction=0.25),
+}
 
 
 @dataclass
@@ -137,12 +156,18 @@ def random_pattern(rng: np.random.Generator, ranges: RandomizationRanges = Rando
         ripple_period=np.full((1, D), max(R * rng.uniform(0.5, 1.5), 2.0)), shape_matrix=shape[None],
     )
     disks.ripple[0, 0] = 0.0
+    if _chance(rng, ranges.dynamical_fraction):
+        disks.texture = _random_texture(rng, D)
+        disks.ripple[0] = rng.uniform(0, 0.5, D)
+        disks.ripple[0, 0] *= 0.3  # the direct beam is the most uniform disk
     bg = BackgroundBatch(
         origin=origin[None], weight=np.array([f_bg * dose]), decay=np.array([rng.uniform(0.05, 0.5) * S]),
         ring_fraction=np.array([rng.uniform(0, 0.5)]), ring_radius=np.array([rng.uniform(0.1, 0.5) * S]),
         ring_width=np.array([rng.uniform(0.02, 0.1) * S]),
     )
     bg_img = render_background(bg, (S, S))
+    if _chance(rng, ranges.kikuchi_fraction):
+        bg_img = bg_img * _kikuchi_bands(rng, S)[None]
     expected = render_disks(disks, (S, S)) + bg_img
     det = DetectorModel(
         blur_sigma=rng.uniform(0, 1.2) * native, hot_fraction=rng.choice([0, 1e-5, 1e-4]),
@@ -150,13 +175,20 @@ def random_pattern(rng: np.random.Generator, ranges: RandomizationRanges = Rando
         seed=int(rng.integers(1 << 31)),
     )
     counts = detect_counts(expected, det, rng)[0].astype(np.float64)
+    integrating = _chance(rng, ranges.integrating_fraction)
+    noise_factor, read_e = 1.0, 0.0
+    if integrating:
+        counts, noise_factor, read_e = _integrating_camera(rng, counts)
     if native == 2:
         counts = counts.reshape(S_out, 2, S_out, 2).sum(axis=(1, 3))
         bg_img = bg_img.reshape(1, S_out, 2, S_out, 2).mean(axis=(2, 4))
         # binned pixel (i) covers native (2i, 2i+1): centre maps to (c - 0.5) / 2
         C = (C - 0.5) / 2.0
-    top = 65535 if det.bits == 16 else 2**32 - 1
-    counts = np.clip(counts, 0, top).astype(np.uint16 if det.bits == 16 else np.uint32)
+    if integrating:
+        counts = counts.astype(np.float32)
+    else:
+        top = 65535 if det.bits == 16 else 2**32 - 1
+        counts = np.clip(counts, 0, top).astype(np.uint16 if det.bits == 16 else np.uint32)
     # labels
     area = np.pi * R_out * R_out
     on = (C[:, 0] >= -0.5) & (C[:, 0] < S_out - 0.5) & (C[:, 1] >= -0.5) & (C[:, 1] < S_out - 0.5) & (Wt > 0)
@@ -164,7 +196,8 @@ def random_pattern(rng: np.random.Generator, ranges: RandomizationRanges = Rando
     iy = np.clip(np.round(C[:, 1]).astype(int), 0, S_out - 1)
     back = bg_img[0, ix, iy] * (native * native if native == 2 else 1)
     # integrated SNR of the disk against the background under it (what makes a disk visible)
-    snr = Wt / np.sqrt(Wt + back * area + 1e-12)
+    # (an integrating camera adds its per-electron spread and read noise, in electrons)
+    snr = Wt / np.sqrt(noise_factor * (Wt + back * area) + area * (read_e * native) ** 2 + 1e-12)
     keep = on & (snr >= ranges.min_snr)
     Ck = C[keep]
     ext = R_out * np.sqrt(np.diag(shape @ shape.T)) + 0.5  # half extents along qx, qy
@@ -175,5 +208,61 @@ def random_pattern(rng: np.random.Generator, ranges: RandomizationRanges = Rando
     boxes = np.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], 1) / S_out
     return RandomPattern(
         counts=counts, centres=Ck, radius=R_out, boxes=boxes, snr=snr[keep],
-        params={"dose": dose, "radius": R_out, "native": S, "n_disks": int(keep.sum()), "vacuum": vacuum},
+        params={"dose": dose, "radius": R_out, "native": S, "n_disks": int(keep.sum()), "vacuum": vacuum,
+                "dynamical": disks.texture is not None, "integrating": integrating},
     )
+
+
+def _chance(rng: np.random.Generator, p: float) -> bool:
+    """True with probability ``p``; draws nothing when ``p == 0`` (so the "v1" sequence of patterns is unchanged)."""
+    return p > 0 and rng.random() < p
+
+
+def _random_texture(rng: np.random.Generator, D: int) -> DiskTexture:
+    """Dynamical contrast for ``D`` disks of one pattern (see :class:`DiskTexture`)."""
+    g_dir = rng.uniform(0, 2 * np.pi, D)
+    g_mag = rng.uniform(0, 0.8, D)
+    fc_dir = rng.uniform(0, 2 * np.pi, D)
+    fc_mag = rng.uniform(0, 0.8, D)
+    line_on = rng.random(D) < 0.5
+    tex = DiskTexture(
+        gradient=np.stack([g_mag * np.cos(g_dir), g_mag * np.sin(g_dir)], -1)[None],
+        fringe_centre=np.stack([fc_mag * np.cos(fc_dir), fc_mag * np.sin(fc_dir)], -1)[None],
+        line_amplitude=(np.where(line_on, rng.uniform(-1.0, 0.9, D), 0.0))[None],
+        line_angle=rng.uniform(0, np.pi, D)[None],
+        line_offset=rng.uniform(-0.9, 0.9, D)[None],
+        line_width=rng.uniform(0.05, 0.4, D)[None],
+    )
+    tex.gradient[0, 0] *= 0.3
+    return tex
+
+
+def _kikuchi_bands(rng: np.random.Generator, S: int) -> np.ndarray:
+    """Multiplicative (S, S) map of 1-4 Kikuchi bands: a bright band with a dark line along one edge."""
+    q = np.arange(S, dtype=np.float32)
+    X, Y = np.meshgrid(q, q, indexing="ij")
+    out = np.ones((S, S), np.float32)
+    for _ in range(int(rng.integers(1, 5))):
+        a = rng.uniform(0, np.pi)
+        c = rng.uniform(0.1, 0.9) * S
+        half = rng.uniform(0.02, 0.12) * S
+        t = np.cos(a) * X + np.sin(a) * Y - c
+        band = 0.5 * (1.0 + np.tanh((half - np.abs(t)) / max(0.02 * S, 1.0)))
+        out += rng.uniform(0.1, 0.8) * band
+        out -= rng.uniform(0.0, 0.5) * np.exp(-np.square((t + half) / max(0.008 * S, 0.5)))
+    return np.clip(out, 0.05, None)
+
+
+def _integrating_camera(rng: np.random.Generator, electrons: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Counts of an integrating camera from electron counts: gamma-distributed signal per electron (mean gain
+    1-40 ADU), Gaussian read noise (0.02-0.5 electrons), dark offset subtracted, saturation of the 16-bit
+    converter. Returns the values, the factor on the shot-noise variance and the read noise in electrons."""
+    gain = float(np.exp(rng.uniform(0.0, np.log(40.0))))
+    shape_k = rng.uniform(1.5, 10.0)  # per-electron signal spread (Landau-like, crudely)
+    n = np.maximum(electrons, 0)
+    signal = np.where(n > 0, rng.gamma(np.maximum(n, 1e-9) * shape_k, gain / shape_k), 0.0)
+    read_e = rng.uniform(0.02, 0.5)
+    offset = rng.uniform(50, 500)
+    raw = np.clip(signal + offset + rng.normal(0, read_e * gain, n.shape), 0, 65535)
+    return raw - offset, 1.0 + 1.0 / shape_k, read_e
+

@@ -80,6 +80,8 @@ class DiskBatch:
         Radial period of that structure, px.
     shape_matrix : ndarray, shape (B, 2, 2)
         Linear map applied to the disk shape (elliptic distortion); identity for round disks.
+    texture : DiskTexture or None
+        Non-centrosymmetric contrast inside the disks (dynamical diffraction); None: none.
     """
 
     qx: np.ndarray
@@ -90,6 +92,56 @@ class DiskBatch:
     ripple: np.ndarray
     ripple_period: np.ndarray
     shape_matrix: np.ndarray
+    texture: DiskTexture | None = None
+
+
+@dataclass
+class DiskTexture:
+    """Contrast inside the disks of a :class:`DiskBatch` that moves their intensity centroid off the centre.
+
+    Dynamical diffraction fills real CBED disks with structure: Kossel-Moellenstedt fringes centred away from the
+    disk centre in a tilted crystal, intensity gradients, bright or dark deficiency lines (rocking curves, HOLZ
+    lines) crossing the disk. The disk *edge* (the condenser aperture's image) stays centred on the reflection,
+    which is what a detector must find. All arrays are (B, D); lengths in units of the disk radius.
+
+    Attributes
+    ----------
+    gradient : ndarray (B, D, 2)
+        Relative intensity change per radius along qx, qy (a linear ramp, clipped at 0).
+    fringe_centre : ndarray (B, D, 2)
+        Centre of the ``ripple`` rings relative to the disk centre (qx, qy), radii.
+    line_amplitude : ndarray (B, D)
+        Depth of a Gaussian line across the disk: > 0 dark (deficiency), < 0 bright (excess).
+    line_angle : ndarray (B, D)
+        Direction of the line's normal, rad.
+    line_offset, line_width : ndarray (B, D)
+        Signed distance of the line from the centre and its 1/e half-width, radii.
+    """
+
+    gradient: np.ndarray
+    fringe_centre: np.ndarray
+    line_amplitude: np.ndarray
+    line_angle: np.ndarray
+    line_offset: np.ndarray
+    line_width: np.ndarray
+
+    def modulation(self, sel: tuple[np.ndarray, np.ndarray], ux: np.ndarray, uy: np.ndarray,
+                   R: np.ndarray) -> np.ndarray:
+        """Multiplicative factor (n, P, P) for the disks ``sel = (b_idx, d_idx)`` at offsets ``ux, uy`` (px)."""
+        b, d = sel
+        f32 = np.float32
+        inv = (1.0 / np.maximum(R, 1e-3)).astype(f32)[:, None, None]
+        tx, ty = ux * inv, uy * inv  # offsets in radii
+        g = self.gradient[b, d].astype(f32)
+        mod = 1.0 + g[:, 0, None, None] * tx + g[:, 1, None, None] * ty
+        np.clip(mod, 0.0, None, out=mod)
+        a = self.line_angle[b, d]
+        c, s_ = np.cos(a).astype(f32)[:, None, None], np.sin(a).astype(f32)[:, None, None]
+        t = (c * tx + s_ * ty - self.line_offset[b, d].astype(f32)[:, None, None])
+        t /= np.maximum(self.line_width[b, d], 1e-3).astype(f32)[:, None, None]
+        mod *= 1.0 - self.line_amplitude[b, d].astype(f32)[:, None, None] * np.exp(-np.square(t))
+        np.clip(mod, 0.0, None, out=mod)
+        return mod
 
 
 def disk_profile(r: np.ndarray, radius, edge) -> np.ndarray:
@@ -159,14 +211,19 @@ def render_disks(disks: DiskBatch, shape: tuple[int, int]) -> np.ndarray:
     dx = (offs[None, :] - (cx - x0)[:, None]).astype(np.float32)
     dy = (offs[None, :] - (cy - y0)[:, None]).astype(np.float32)
     Minv = _inverse_2x2(M)
-    if np.allclose(Minv, np.eye(2), rtol=0, atol=1e-12):
+    tex = disks.texture
+    if tex is None and np.allclose(Minv, np.eye(2), rtol=0, atol=1e-12):
         r = np.add(np.square(dx)[:, :, None], np.square(dy)[:, None, :])
     else:
         mi = Minv[b_idx].astype(np.float32)
         ux = mi[:, 0, 0, None, None] * dx[:, :, None] + mi[:, 0, 1, None, None] * dy[:, None, :]
         uy = mi[:, 1, 0, None, None] * dx[:, :, None] + mi[:, 1, 1, None, None] * dy[:, None, :]
-        r = np.square(ux, out=ux)
-        r += np.square(uy, out=uy)
+        if tex is not None:
+            ux, uy = ux.copy(), uy.copy()  # kept for the texture; r is computed in place below
+            r = np.square(ux) + np.square(uy)
+        else:
+            r = np.square(ux, out=ux)
+            r += np.square(uy, out=uy)
     np.sqrt(r, out=r)  # (n, P, P) radius in the undistorted frame, px
     # soft top-hat 0.5 * (1 - tanh((r - R) / E)), in place
     prof = np.subtract(r, R[:, None, None])
@@ -179,11 +236,18 @@ def render_disks(disks: DiskBatch, shape: tuple[int, int]) -> np.ndarray:
     if np.any(has_rip):
         per = disks.ripple_period[b_idx, d_idx].astype(np.float32)
         k = np.where(has_rip, np.float32(2 * np.pi) / per, 0).astype(np.float32)
-        mod = r * k[:, None, None]
+        if tex is not None:  # rings centred off the disk centre (tilted crystal)
+            fc = tex.fringe_centre[b_idx, d_idx].astype(np.float32) * R[:, None]
+            rr = np.sqrt(np.square(ux - fc[:, 0, None, None]) + np.square(uy - fc[:, 1, None, None]))
+        else:
+            rr = r
+        mod = rr * k[:, None, None]
         np.cos(mod, out=mod)
         mod *= rip[:, None, None]
         mod += 1.0
         prof *= mod
+    if tex is not None:
+        prof *= tex.modulation((b_idx, d_idx), ux, uy, R)
     # normalise each disk to its weight (area of the full, unclipped disk)
     norm = prof.sum(axis=(1, 2), dtype=np.float64)
     prof *= (disks.weight[b_idx, d_idx] / np.maximum(norm, 1e-12)).astype(np.float32)[:, None, None]

@@ -32,6 +32,9 @@ class DatasetSpec:
     size : int
         Image size, px (square).
     seed : int
+    randomization : {"v1", "v2"}
+        Which domain randomisation (:data:`py4dstem_ndpd.synth.randomized.RANDOMIZATIONS`): ``"v2"`` adds
+        dynamical disk contrast, Kikuchi bands and integrating cameras to ``"v1"``.
     """
 
     n_train: int = 2400
@@ -39,12 +42,19 @@ class DatasetSpec:
     n_val_presets: int = 96
     size: int = 256
     seed: int = 0
+    randomization: str = "v2"
 
     def __post_init__(self) -> None:
         if self.n_train < 1 or self.n_val_random < 0 or self.n_val_presets < 0:
             raise ConfigError(
                 f"DatasetSpec: n_train must be >= 1 and the validation counts >= 0, got {self.n_train}, "
                 f"{self.n_val_random}, {self.n_val_presets}."
+            )
+        from ..synth.randomized import RANDOMIZATIONS
+
+        if self.randomization not in RANDOMIZATIONS:
+            raise ConfigError(
+                f"DatasetSpec: randomization must be one of {sorted(RANDOMIZATIONS)}, got {self.randomization!r}."
             )
 
 
@@ -54,12 +64,14 @@ def build_dataset(root: str | Path, spec: DatasetSpec = DatasetSpec(), *, progre
     Deterministic for a given ``spec`` (seeded).
     """
     from ..synth.presets import simulate_preset
-    from ..synth.randomized import RandomizationRanges
+    from dataclasses import replace
+
+    from ..synth.randomized import RANDOMIZATIONS
     from ..synth.scan import Acquisition
     from ..synth.yolo import export_random, export_scan, write_data_yaml
 
     root = Path(root)
-    ranges = RandomizationRanges(size=spec.size)
+    ranges = replace(RANDOMIZATIONS[spec.randomization], size=spec.size)
     export_random(root, spec.n_train, split="train", seed=spec.seed, ranges=ranges, progress=progress)
     export_random(root, spec.n_val_random, split="val", seed=spec.seed + 10_000, ranges=ranges, progress=progress)
     rng = np.random.default_rng(spec.seed + 20_000)

@@ -170,3 +170,42 @@ def test_detector_model_validates_its_options():
         DetectorModel(hot_fraction=0.7, dead_fraction=0.5)
     with pytest.raises(ConfigError, match="bits"):
         DetectorModel(bits=24)
+
+
+def _texture(D=1, *, gradient=(0.0, 0.0), fringe=(0.0, 0.0), line=(0.0, 0.0, 0.0, 0.2)):
+    from py4dstem_ndpd.synth.render import DiskTexture
+
+    amp, angle, offset, width = line
+    return DiskTexture(
+        gradient=np.tile(np.asarray(gradient, float), (1, D, 1)), fringe_centre=np.tile(np.asarray(fringe, float), (1, D, 1)),
+        line_amplitude=np.full((1, D), amp), line_angle=np.full((1, D), angle), line_offset=np.full((1, D), offset),
+        line_width=np.full((1, D), width),
+    )
+
+
+def test_texture_moves_the_intensity_centroid_not_the_disk_edge():
+    plain = disks(31.3, 40.6, 5000.0, radius=8.0)
+    tilted = disks(31.3, 40.6, 5000.0, radius=8.0)
+    tilted.texture = _texture(gradient=(0.8, 0.0))
+    a, b = render_disks(plain, (64, 80))[0], render_disks(tilted, (64, 80))[0]
+    assert b.sum(dtype=np.float64) == pytest.approx(5000.0, rel=1e-5)  # still integrates to its weight
+    assert centroid(b)[0] - 31.3 > 1.0  # brighter towards +qx: the centroid moves by more than a pixel
+    assert abs(centroid(b)[1] - 40.6) < 0.02
+    # the aperture's image is unchanged: the textured disk is the plain one times the ramp, edge included
+    x, _ = np.indices(a.shape)
+    ramp = np.clip(1.0 + 0.8 * (x - 31.3) / 8.0, 0, None)
+    on = (a > 1e-4 * a.max()) & (ramp > 0.05)
+    ratio = b[on] / (a[on] * ramp[on])
+    np.testing.assert_allclose(ratio, np.median(ratio), rtol=2e-3)
+
+
+def test_texture_line_darkens_a_band_and_off_centre_fringes_break_the_symmetry():
+    line = disks(32.0, 32.0, 5000.0, radius=10.0)
+    line.texture = _texture(line=(0.9, 0.0, 0.0, 0.1))  # dark line through the centre, normal along qx
+    img = render_disks(line, (64, 64))[0]
+    assert img[32, 32] < 0.2 * img[37, 32]
+    ring = disks(32.0, 32.0, 5000.0, radius=10.0, ripple=0.4, period=3.0)
+    ring.texture = _texture(fringe=(0.5, 0.0))
+    img = render_disks(ring, (65, 65))[0]  # centre on pixel 32 of 0..64: mirror images are about the centre
+    assert not np.allclose(img, img[::-1, :], rtol=0.05, atol=1e-3 * img.max())  # no longer symmetric in qx
+    np.testing.assert_allclose(img, img[:, ::-1], rtol=1e-4, atol=1e-6 * img.max())  # still symmetric in qy

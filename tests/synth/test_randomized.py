@@ -1,0 +1,57 @@
+"""Domain randomisation for training: labels follow the truth, the named randomisations, the camera models."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from py4dstem_ndpd.exceptions import ConfigError
+from py4dstem_ndpd.synth.randomized import RANDOMIZATIONS, random_pattern
+from py4dstem_ndpd.training.dataset import DatasetSpec
+
+
+def patterns(name: str, n: int, seed: int = 0, **changes):
+    rng = np.random.default_rng(seed)
+    ranges = replace(RANDOMIZATIONS[name], **changes)
+    return [random_pattern(rng, ranges) for _ in range(n)]
+
+
+def test_labels_are_normalised_boxes_around_the_true_centres():
+    for p in patterns("v2", 12):
+        S = p.counts.shape[0]
+        assert p.counts.shape == (S, S) and len(p.boxes) == len(p.centres) == len(p.snr)
+        assert np.all((p.boxes[:, :2] >= 0) & (p.boxes[:, :2] <= 1)) and np.all(p.boxes[:, 2:] > 0)
+        assert np.all(p.snr >= 3.0)
+        # an uncut box is centred on the true centre (ultralytics: pixel i spans [i, i+1))
+        b = p.boxes
+        inner = ((b[:, 0] - b[:, 2] / 2 > 0) & (b[:, 0] + b[:, 2] / 2 < 1)
+                 & (b[:, 1] - b[:, 3] / 2 > 0) & (b[:, 1] + b[:, 3] / 2 < 1))
+        assert inner.any() or len(b) == 0
+        np.testing.assert_allclose(p.boxes[inner, 0] * S - 0.5, p.centres[inner, 1], atol=1e-6)
+        np.testing.assert_allclose(p.boxes[inner, 1] * S - 0.5, p.centres[inner, 0], atol=1e-6)
+
+
+def test_v2_adds_dynamical_disks_and_integrating_cameras():
+    ps = patterns("v2", 60, seed=1)
+    dyn = [p.params["dynamical"] for p in ps]
+    integ = [p for p in ps if p.params["integrating"]]
+    assert 0.3 < np.mean(dyn) < 0.7  # half of the patterns
+    assert integ and all(p.counts.dtype == np.float32 for p in integ)  # float, dark offset removed
+    assert any((p.counts < 0).any() for p in integ)  # read noise around a subtracted offset goes negative
+    assert all(p.counts.dtype in (np.uint16, np.uint32) for p in ps if not p.params["integrating"])
+    assert not any(p.params["dynamical"] or p.params["integrating"] for p in patterns("v1", 30))
+
+
+def test_integrating_camera_read_noise_lowers_the_label_snr():
+    counting = patterns("v1", 8, seed=3)
+    integrating = patterns("v1", 8, seed=3, integrating_fraction=1.0)
+    n_c = sum(len(p.centres) for p in counting)
+    n_i = sum(len(p.centres) for p in integrating)
+    assert 0 < n_i <= n_c  # same disks drawn first; fewer pass SNR >= 3 with the extra noise
+
+
+def test_dataset_spec_rejects_an_unknown_randomization():
+    assert DatasetSpec().randomization == "v2"
+    with pytest.raises(ConfigError, match="randomization"):
+        DatasetSpec(randomization="v3")
