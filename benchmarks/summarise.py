@@ -54,15 +54,16 @@ def external() -> None:
     if not p.exists():
         return
     d = json.loads(p.read_text())
-    print(f"Another simulator ({d['simulator']}, {d['date']}; counted: {d['counted']}):\n")
-    print("| dose | radius (px) | method | peak SNR >= 3: disks / recall / precision / RMS (px) / median (px) | "
+    print(f"Another simulator ({d['date']}, weights {d.get('weights', 'shipped')}; counted: {d['counted']}):\n")
+    print("| patterns | dose | radius (px) | method | peak SNR >= 3: disks / recall / precision / RMS (px) / median (px) | "
           "integrated SNR >= 3: disks / recall / precision / RMS (px) |")
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
     for r in d["rows"]:
         for m in ("ndpd", "ndpd_dfl", "template", "tempo4d"):
             if m in r:
                 p, i = r[m]["peak"], r[m]["integrated"]
-                print(f"| {r['dose']:.0e} | {r['radius_px']:.1f} | {NAMES.get(m, m)} | {p['n_true']} / {f(p['recall'])} / "
+                sim = r.get("simulator", d.get("simulator", "")).split(", seed")[0].replace("multislice, ", "")
+                print(f"| {sim} | {r['dose']:.0e} | {r['radius_px']:.1f} | {NAMES.get(m, m)} | {p['n_true']} / {f(p['recall'])} / "
                       f"{f(p['precision'])} / {f(p['error_rms'], 3)} / {f(p['error_median'], 3)} | {i['n_true']} / "
                       f"{f(i['recall'])} / {f(i['precision'])} / {f(i['error_rms'], 3)} |")
     print()

@@ -2,7 +2,7 @@
 
     python training/run_training.py --out training/runs/ndpd-v1 --data training/data --randomization v1 --hours 1.6 --seed 0
     python training/run_training.py --out training/runs/ndpd-v2 --data training/data-v2 --randomization v2 \
-        --weights shipped --hours 1.5 --seed 1   # ndpd-v2: v1 (git show fbe8d2f:py4dstem_ndpd/weights/ndpd_yolov8n.pt) fine-tuned
+        --weights shipped --lr0 0.001 --hours 1.2 --seed 1   # ndpd-v2: v1 (git show fbe8d2f:py4dstem_ndpd/weights/ndpd_yolov8n.pt) fine-tuned
 
 Builds the dataset under training/data/ (seeded), then trains; rerun with --resume to continue.
 """
@@ -22,11 +22,12 @@ p.add_argument("--seed", type=int, default=0)
 p.add_argument("--resume", action="store_true")
 p.add_argument("--randomization", default="v2", choices=["v1", "v2"])
 p.add_argument("--weights", default=None, help="start from these weights ('shipped': the package's model)")
+p.add_argument("--lr0", type=float, default=None, help="initial learning rate (default 0.002, AdamW)")
 a = p.parse_args()
 logging.basicConfig(level=logging.INFO)
 data_yaml = Path(a.data) / "data.yaml"
 if not data_yaml.exists():
     data_yaml = build_dataset(a.data, DatasetSpec(n_train=a.n_train, seed=a.seed, randomization=a.randomization))
 best = train(data_yaml, a.out, TrainOptions(epochs=a.epochs, hours=a.hours, seed=a.seed, resume=a.resume,
-                                            weights=a.weights))
+                                            weights=a.weights, lr0=a.lr0))
 print("best weights:", best)

@@ -1,12 +1,19 @@
-"""Multislice CBED patterns of Si [110] from abTEM: an independent simulator for the detector's generalisation test.
+"""Multislice CBED patterns from abTEM (Si [110] or SrTiO3 [001]): an independent simulator for the detector's
+generalisation test.
 
 Runs in its own environment (abTEM needs numpy 2; py4DSTEM 0.14 needs numpy < 2)::
 
     python -m venv /tmp/abtem-venv && /tmp/abtem-venv/bin/pip install abtem
     /tmp/abtem-venv/bin/python benchmarks/external/simulate_abtem.py --out tests/data/abtem_si110.npz
+    /tmp/abtem-venv/bin/python benchmarks/external/simulate_abtem.py --material sto001 --phonons 4 --extent 60 \
+        --thickness 20 50 --convergence 2.0 3.5 --seed 1 --out tests/data/abtem_sto001.npz   # 7 min, 2 cores
 
-Each pattern: a 200 kV probe (convergence semi-angle per pattern) focused on a Si [110] slab (thickness per
-pattern), multislice without thermal diffuse scattering; the diffraction intensity is resampled (linear
+Four frozen-phonon configurations leave the thermal diffuse scattering speckled (blobs a few pixels wide between
+the disks), which makes the SrTiO3 set harder than real data, where the diffuse scattering is smooth; 10 or more
+configurations cost proportionally more.
+
+Each pattern: a 200 kV probe (convergence semi-angle per pattern) focused on a slab (thickness per pattern),
+multislice, with ``--phonons`` frozen-phonon configurations averaged (thermal diffuse scattering) or none; the diffraction intensity is resampled (linear
 interpolation) onto a ``--size`` px detector of square pixels, 1.05-1.25 simulation pixels each (so lattice sites fall
 anywhere on the pixel grid), with a random sub-pixel descan offset; then Poisson noise at ``--dose`` electrons
 per pattern and 16-bit counts.
@@ -28,25 +35,56 @@ import time
 import numpy as np
 
 
-def simulate(thickness_nm: float, convergence_mrad: float, size: int, extent_A: float = 100.0):
-    import abtem
+def _si110(extent_A: float, thickness_nm: float):
+    """Si [110]: ase's orthogonal cell repeats every a/sqrt(2) along [1-10], a along [001] and a/sqrt(2) along the
+    beam direction [-1-10]; zero-order Laue zone g = (h, -h, l) / a with h, l of one parity (fcc rule), i.e. m = h
+    along [1-10] (in units of 1 / cell_x = sqrt(2) / a) and n = l along [001]. (002)-type sites are kept:
+    forbidden kinematically, they light up by double diffraction."""
     from ase.lattice.cubic import Diamond
 
     a = 5.431
-    # ase's orthogonal cell with these directions repeats every a/sqrt(2) along [1-10], a along [001] and
-    # a/sqrt(2) along the beam direction [-1-10]
-    cell_x, cell_y, cell_z = a / np.sqrt(2), a, a / np.sqrt(2)
-    nx, ny = int(round(extent_A / cell_x)), int(round(extent_A / cell_y))
-    nz = max(1, int(round(thickness_nm * 10 / cell_z)))
+    cell = np.array([a / np.sqrt(2), a, a / np.sqrt(2)])
+    nx, ny = int(round(extent_A / cell[0])), int(round(extent_A / cell[1]))
+    nz = max(1, int(round(thickness_nm * 10 / cell[2])))
     atoms = Diamond(directions=[[1, -1, 0], [0, 0, 1], [-1, -1, 0]], symbol="Si", latticeconstant=a,
                     size=(nx, ny, nz), pbc=True)
-    assert np.allclose(atoms.cell.lengths(), (nx * cell_x, ny * cell_y, nz * cell_z))
+    return atoms, cell, (nx, ny, nz), lambda m, n: (m - n) % 2 == 0
+
+
+def _sto001(extent_A: float, thickness_nm: float):
+    """SrTiO3 [001] (cubic perovskite, a = 3.905 A): the cubic cell is the orthogonal cell; every (h, k, 0) is
+    allowed (primitive lattice)."""
+    from ase import Atoms
+
+    a = 3.905
+    unit = Atoms("SrTiO3", scaled_positions=[(0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0.5, 0), (0.5, 0, 0.5), (0, 0.5, 0.5)],
+                 cell=[a, a, a], pbc=True)
+    nx, ny = int(round(extent_A / a)), int(round(extent_A / a))
+    nz = max(1, int(round(thickness_nm * 10 / a)))
+    return unit * (nx, ny, nz), np.array([a, a, a]), (nx, ny, nz), lambda m, n: np.ones_like(m, bool)
+
+
+MATERIALS = {"si110": ("Si [110]", _si110), "sto001": ("SrTiO3 [001]", _sto001)}
+
+
+def simulate(thickness_nm: float, convergence_mrad: float, size: int, extent_A: float = 100.0, *,
+             material: str = "si110", phonons: int = 0, seed: int = 0):
+    import abtem
+
+    atoms, cell, reps, allowed_rule = MATERIALS[material][1](extent_A, thickness_nm)
+    cell_x, cell_y, cell_z = cell
+    assert np.allclose(atoms.cell.lengths(), np.array(reps) * cell)
+    if phonons:  # frozen phonons: thermal diffuse scattering (Kikuchi bands, a diffuse background)
+        atoms = abtem.FrozenPhonons(atoms, num_configs=phonons, sigmas=0.08, seed=seed)
     potential = abtem.Potential(atoms, sampling=0.1, slice_thickness=cell_z / 2, projection="infinite")
     probe = abtem.Probe(energy=200e3, semiangle_cutoff=convergence_mrad)
     probe.grid.match(potential)
-    cx, cy = atoms.cell[0, 0] / 2, atoms.cell[1, 1] / 2
+    cx, cy = reps[0] * cell_x / 2, reps[1] * cell_y / 2
     exit_wave = probe.multislice(potential, scan=[(cx, cy)])
-    dp = exit_wave.diffraction_patterns(max_angle=None, fftshift=True).compute()
+    dp = exit_wave.diffraction_patterns(max_angle=None, fftshift=True)
+    if phonons:
+        dp = dp.mean(0)  # incoherent average over the configurations
+    dp = dp.compute()
     arr = np.asarray(dp.array).reshape(dp.array.shape[-2:])
     sampling = np.asarray(dp.sampling)  # 1/A per pixel
     H, W = arr.shape
@@ -57,14 +95,11 @@ def simulate(thickness_nm: float, convergence_mrad: float, size: int, extent_A: 
     my = int(W / 2 * sampling[1] * cell_y) + 1
     m, n = np.meshgrid(np.arange(-mx, mx + 1), np.arange(-my, my + 1), indexing="ij")
     m, n = m.ravel(), n.ravel()
-    # zero-order Laue zone of Si along [110]: g = (h, -h, l) / a with h, l of one parity (fcc rule), i.e. m = h
-    # along [1-10] (in units of 1 / cell_x = sqrt(2) / a) and n = l along [001]. (002)-type sites are kept:
-    # forbidden kinematically, they light up by double diffraction.
-    allowed = (m - n) % 2 == 0
+    allowed = allowed_rule(m, n)
     m, n = m[allowed], n[allowed]
     kx, ky = m / cell_x, n / cell_y
     sites = np.stack([H // 2 + kx / sampling[0], W // 2 + ky / sampling[1]], 1)
-    return arr.astype(np.float64), sites, radius_px, sampling, (nx, ny, nz)
+    return arr.astype(np.float64), sites, radius_px, sampling, reps
 
 
 def disk_sums(image, sites, radius):
@@ -120,6 +155,9 @@ def main() -> None:
     p.add_argument("--convergence", type=float, nargs="+", default=[1.5, 2.5])
     p.add_argument("--dose", type=float, default=1e6)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--material", default="si110", choices=sorted(MATERIALS))
+    p.add_argument("--phonons", type=int, default=0, help="frozen-phonon configurations (0: none)")
+    p.add_argument("--extent", type=float, default=100.0, help="lateral size of the slab, A")
     a = p.parse_args()
     rng = np.random.default_rng(a.seed)
     patterns, centres, radii, meta = [], [], [], []
@@ -127,7 +165,8 @@ def main() -> None:
     for t in a.thickness:
         for c in a.convergence:
             t0 = time.perf_counter()
-            img, sites, r, sampling, reps = simulate(t, c, a.size)
+            img, sites, r, sampling, reps = simulate(t, c, a.size, a.extent, material=a.material,
+                                                     phonons=a.phonons, seed=a.seed)
             # square detector pixels of q_det 1/A, 1.05-1.25 simulation pixels: lattice sites off the pixel grid
             q_det = sampling.max() / rng.uniform(0.8, 0.95)
             scale = sampling / q_det
@@ -152,7 +191,8 @@ def main() -> None:
         a.out, patterns=np.stack(patterns), expected=np.stack(expecteds), centres=np.concatenate(centres), counts=np.array([len(c) for c in centres]),
         snr=np.concatenate(all_snr), radius_px=np.array(radii), q_pixel_size=np.array([m[3] for m in meta]), thickness_nm=np.array([m[0] for m in meta]),
         convergence_mrad=np.array([m[1] for m in meta]), origin=np.array([a.size // 2 + m[2] for m in meta]),
-        dose=a.dose, simulator=f"abTEM {__import__('abtem').__version__} multislice, Si [110], 200 kV, seed {a.seed}",
+        dose=a.dose, simulator=(f"abTEM {__import__('abtem').__version__} multislice, {MATERIALS[a.material][0]}, 200 kV"
+                                + (f", {a.phonons} frozen phonons" if a.phonons else "") + f", seed {a.seed}"),
     )
 
 

@@ -210,12 +210,13 @@ def load_external(path: str | Path, dose: float | None = None, seed: int = 0, *,
         rows = []
         for j, i in enumerate(idx):
             nodes = net_sites(d["centres"][starts[i]:starts[i + 1]], d["origin"][i].astype(float), shape)
-            intensity, _, peak = disk_snr(d["expected"][i].astype(np.float64) * dose, nodes[:, :2],
-                                          float(d["radius_px"][i]))
-            listed = nodes[nodes[:, 2] == 1, :2]
-            apart = np.min(np.hypot(*(nodes[:, None, :2] - listed[None]).transpose(2, 0, 1)), axis=1)
-            # an unlisted node joins when its own disk is visible and overlaps no listed disk
-            keep = (nodes[:, 2] == 1) | ((peak >= min_visible_snr) & (apart >= 2 * float(d["radius_px"][i])))
+            R = float(d["radius_px"][i])
+            listed = nodes[:, 2] == 1
+            apart = np.min(np.hypot(*(nodes[:, None, :2] - nodes[listed][None, :, :2]).transpose(2, 0, 1)), axis=1)
+            # an unlisted node can join only when its disk overlaps no listed one: measure just those
+            nodes = nodes[listed | (apart >= 2 * R)]
+            intensity, _, peak = disk_snr(d["expected"][i].astype(np.float64) * dose, nodes[:, :2], R)
+            keep = (nodes[:, 2] == 1) | (peak >= min_visible_snr)
             a = np.zeros(int(keep.sum()), TRUTH_DTYPE)
             a["rx"], a["ry"] = 0, j
             a["qx"], a["qy"] = nodes[keep, 0], nodes[keep, 1]

@@ -20,6 +20,8 @@ from py4dstem_ndpd.exceptions import InputError
 from py4dstem_ndpd.synth.external import load_external
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "abtem_si110.npz"
+# SrTiO3 [001], 20/50 nm, 2.0/3.5 mrad, 4 frozen phonons (speckled diffuse scattering), 1e6 electrons
+FIXTURE_STO = FIXTURE.with_name("abtem_sto001.npz")
 
 
 @pytest.fixture(scope="module")
@@ -39,22 +41,29 @@ def test_fixture_truth_is_consistent(scans):
             assert np.min(np.hypot(*(c - s.truth.origin[0, j]).T)) < 1e-6
 
 
-def test_truth_adds_visible_disks_off_the_kinematic_sites(scans):
-    with np.load(FIXTURE) as z:
+@pytest.mark.parametrize("path", [FIXTURE, FIXTURE_STO], ids=["si110", "sto001"])
+def test_truth_keeps_the_listed_sites_with_the_simulator_snr(path):
+    with np.load(path) as z:
         counts, file_snr = z["counts"], z["snr"]
         starts = np.concatenate([[0], np.cumsum(counts)])
-    for s in scans:
+    for s in load_external(path):
         R = s.truth.disk_radius
         for j, i in enumerate(s.index):
             d = s.truth.disks_at(0, j)
             listed, extra = d[d["l"] == 1], d[d["l"] == 0]
             assert len(listed) == counts[i]
-            # the integrated SNR re-measured on the noiseless pattern is the simulator's own (pi r^2 vs pixel count)
-            np.testing.assert_allclose(integrated_snr(listed, R), file_snr[starts[i]:starts[i + 1]], rtol=0.05,
-                                       atol=0.05)
+            # the integrated SNR re-measured on the noiseless pattern is the simulator's own (pi r^2 vs pixel
+            # count; away from the edge, where disks are whole)
+            Q = s.frames.shape[-1]
+            whole = np.minimum.reduce([listed["qx"], listed["qy"], Q - 1 - listed["qx"], Q - 1 - listed["qy"]]) > R + 1
+            np.testing.assert_allclose(integrated_snr(listed, R)[whole], file_snr[starts[i]:starts[i + 1]][whole],
+                                       rtol=0.05, atol=0.05)
             assert np.all(extra["snr"] >= 1.0)
             gap = np.hypot(extra["qx"][:, None] - listed["qx"][None], extra["qy"][:, None] - listed["qy"][None])
             assert gap.size == 0 or gap.min() >= 2 * float(np.max(s.truth.disk_radius)) - 1.0
+
+
+def test_truth_adds_the_half_order_disks_of_thick_si(scans):
     # the 60 nm, 1.5 mrad pattern has visible half-order disks (measured: 7 nodes, peak SNR up to 2.4)
     thick = scans[0].truth.disks_at(0, 2)
     assert np.count_nonzero(thick["l"] == 0) >= 3
@@ -69,6 +78,15 @@ def test_ndpd_finds_the_disks_of_another_simulator(scans, no_network):
         assert m.error_median <= 0.2  # measured 0.074 / 0.142 (RMS 0.078 / 0.174)
         strict = evaluate_detections(peaks, s.truth, min_snr=3.0, snr="integrated")
         assert strict.recall >= 0.85  # measured 0.918 / 0.913
+
+
+def test_ndpd_finds_the_disks_of_another_material(no_network):
+    for s in load_external(FIXTURE_STO):
+        peaks = detect_scan(py4DSTEM.DataCube(data=s.frames), options=DetectOptions(batch_size=8), progress=False)
+        m = evaluate_detections(peaks, s.truth, min_snr=3.0)
+        # recall only: the speckled diffuse scattering of 4 phonon configurations gives false positives
+        # (precision measured in benchmarks/bench_external.py)
+        assert m.recall >= 0.95  # measured 1.000 / 1.000
 
 
 def test_template_matching_finds_fewer(scans):
