@@ -90,7 +90,7 @@ def cmd_train(a) -> int:
     data = Path(a.data) if a.data else Path(a.out) / "data"
     yaml = data / "data.yaml" if data.is_dir() else data
     if not yaml.exists():
-        yaml = build_dataset(data, DatasetSpec(n_train=a.n_train, seed=a.seed))
+        yaml = build_dataset(data, DatasetSpec(n_train=a.n_train, seed=a.seed, randomization=a.randomization))
     best = train(yaml, Path(a.out) / "run", TrainOptions(epochs=a.epochs, hours=a.hours, seed=a.seed,
                                                          weights=a.weights, resume=a.resume, device=a.device_train))
     print(f"best weights: {best}")
@@ -264,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=int, default=100)
     s.add_argument("--hours", type=float, default=None)
     s.add_argument("--n-train", type=int, default=2400)
+    s.add_argument("--randomization", default="v2", choices=["v1", "v2"],
+                   help="domain randomisation of the simulated dataset (v2: + dynamical disks, Kikuchi bands, "
+                        "integrating cameras)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--resume", action="store_true")
     s.add_argument("--device", dest="device_train", default="cpu")
