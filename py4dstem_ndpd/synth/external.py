@@ -158,10 +158,11 @@ def load_external(path: str | Path, dose: float | None = None, seed: int = 0, *,
 
     The truth holds the sites the file lists (allowed kinematically; ``l = 1``) and every other node of their
     net, subdivided (:func:`net_sites`), whose disk overlaps no listed one and is visible in the noiseless pattern
-    at ``dose`` (peak SNR ``>= min_visible_snr``; ``l = 0``), each with its disk's ``intensity`` (expected electrons) and *peak*
-    ``snr`` measured there (:func:`disk_snr`). So :func:`~py4dstem_ndpd.evaluate.evaluate_detections` counts
-    disks by peak SNR (the default) or by integrated SNR (``snr="integrated"``) as for the package's own
-    simulator, and a detection of a disk the multislice made off the kinematic sites is not a false positive.
+    at ``dose`` (peak SNR ``>= min_visible_snr``; ``l = 0``), each with its disk's ``intensity`` (expected
+    electrons) and *peak* ``snr`` measured there (:func:`disk_snr`). So
+    :func:`~py4dstem_ndpd.evaluate.evaluate_detections` counts disks by peak SNR (the default) or by integrated
+    SNR (``snr="integrated"``) as for the package's own simulator, and a detection of a disk the multislice made
+    off the kinematic sites is not a false positive.
 
     Parameters
     ----------

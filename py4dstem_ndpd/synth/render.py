@@ -218,8 +218,7 @@ def render_disks(disks: DiskBatch, shape: tuple[int, int]) -> np.ndarray:
         mi = Minv[b_idx].astype(np.float32)
         ux = mi[:, 0, 0, None, None] * dx[:, :, None] + mi[:, 0, 1, None, None] * dy[:, None, :]
         uy = mi[:, 1, 0, None, None] * dx[:, :, None] + mi[:, 1, 1, None, None] * dy[:, None, :]
-        if tex is not None:
-            ux, uy = ux.copy(), uy.copy()  # kept for the texture; r is computed in place below
+        if tex is not None:  # ux, uy are kept for the texture
             r = np.square(ux) + np.square(uy)
         else:
             r = np.square(ux, out=ux)

@@ -177,7 +177,8 @@ def _texture(D=1, *, gradient=(0.0, 0.0), fringe=(0.0, 0.0), line=(0.0, 0.0, 0.0
 
     amp, angle, offset, width = line
     return DiskTexture(
-        gradient=np.tile(np.asarray(gradient, float), (1, D, 1)), fringe_centre=np.tile(np.asarray(fringe, float), (1, D, 1)),
+        gradient=np.tile(np.asarray(gradient, float), (1, D, 1)),
+        fringe_centre=np.tile(np.asarray(fringe, float), (1, D, 1)),
         line_amplitude=np.full((1, D), amp), line_angle=np.full((1, D), angle), line_offset=np.full((1, D), offset),
         line_width=np.full((1, D), width),
     )
