@@ -75,8 +75,9 @@ def net_sites(sites: np.ndarray, origin: np.ndarray, shape: tuple[int, int], *, 
 
     Returns
     -------
-    ndarray (K, 3)
-        ``qx, qy`` (px) and 1 for the listed sites, 0 for the other nodes; the listed ones first.
+    ndarray (K, 4)
+        ``qx, qy`` (px), 1 for the listed sites and 0 for the other nodes (the listed ones first), and each node's
+        distance to the nearest listed site (px; 0 for the listed ones).
 
     Raises
     ------
@@ -101,9 +102,10 @@ def net_sites(sites: np.ndarray, origin: np.ndarray, shape: tuple[int, int], *, 
     dist = np.hypot(*(q[:, None] - listed[None]).transpose(2, 0, 1))
     if dist.min(axis=0).max() > tol:
         raise InputError("external truth: the listed sites are not on one rectangular net; not an abTEM file?")
-    others = q[dist.min(axis=1) > tol]
-    return np.vstack([np.column_stack([listed, np.ones(len(listed))]),
-                      np.column_stack([others, np.zeros(len(others))])])
+    nearest = dist.min(axis=1)
+    other = nearest > tol
+    return np.vstack([np.column_stack([listed, np.ones(len(listed)), np.zeros(len(listed))]),
+                      np.column_stack([q[other], np.zeros(int(other.sum())), nearest[other]])])
 
 
 def disk_snr(expected: np.ndarray, sites: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -212,10 +214,8 @@ def load_external(path: str | Path, dose: float | None = None, seed: int = 0, *,
         for j, i in enumerate(idx):
             nodes = net_sites(d["centres"][starts[i]:starts[i + 1]], d["origin"][i].astype(float), shape)
             R = float(d["radius_px"][i])
-            listed = nodes[:, 2] == 1
-            apart = np.min(np.hypot(*(nodes[:, None, :2] - nodes[listed][None, :, :2]).transpose(2, 0, 1)), axis=1)
             # an unlisted node can join only when its disk overlaps no listed one: measure just those
-            nodes = nodes[listed | (apart >= 2 * R)]
+            nodes = nodes[(nodes[:, 2] == 1) | (nodes[:, 3] >= 2 * R)]
             intensity, _, peak = disk_snr(d["expected"][i].astype(np.float64) * dose, nodes[:, :2], R)
             keep = (nodes[:, 2] == 1) | (peak >= min_visible_snr)
             a = np.zeros(int(keep.sum()), TRUTH_DTYPE)
