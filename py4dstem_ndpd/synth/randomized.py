@@ -13,6 +13,8 @@ depend on a counting camera): in a fraction of patterns the disks carry dynamica
 across the disk), Kikuchi bands cross the diffuse background, and the camera integrates instead of counting
 (gain per electron with its own spread, Gaussian read noise, a dark offset removed so values go negative,
 saturation at 16 bits, float output).
+Speckled diffuse scattering (amorphous films, thermal diffuse scattering under a convergent probe: soft grains about
+a disk wide) teaches it that a blob without a sharp edge is not a disk.
 
 Labels follow ultralytics' convention (pixel ``i`` spans ``[i, i+1)``; boxes normalised, ``class x y w h`` with
 ``x`` the column): every disk whose true centre lies on the image and whose integrated SNR is >= ``min_snr``,
@@ -44,13 +46,18 @@ class RandomizationRanges:
     dynamical_fraction: float = 0.0
     kikuchi_fraction: float = 0.0
     integrating_fraction: float = 0.0
+    speckle_fraction: float = 0.0
 
 
 #: Named randomisations: ``"v1"`` made the first shipped model (kinematic disks, counting cameras); ``"v2"`` adds
-#: dynamical disk contrast (half the patterns), Kikuchi bands (30 %) and integrating cameras (25 %).
+#: dynamical disk contrast (half the patterns), Kikuchi bands (30 %) and integrating cameras (25 %); ``"v3"``
+#: mixes the two (30 % dynamical, 20 % Kikuchi, 20 % integrating, so about half the patterns stay kinematic),
+#: adds speckled diffuse scattering (30 %) and draws a second, overlapping lattice twice as often (40 %).
 RANDOMIZATIONS = {
     "v1": RandomizationRanges(),
     "v2": RandomizationRanges(dynamical_fraction=0.5, kikuchi_fraction=0.3, integrating_fraction=0.25),
+    "v3": RandomizationRanges(dynamical_fraction=0.3, kikuchi_fraction=0.2, integrating_fraction=0.2,
+                              speckle_fraction=0.3, second_lattice_fraction=0.4),
 }
 
 
@@ -168,6 +175,8 @@ def random_pattern(rng: np.random.Generator, ranges: RandomizationRanges = Rando
     bg_img = render_background(bg, (S, S))
     if _chance(rng, ranges.kikuchi_fraction):
         bg_img = bg_img * _kikuchi_bands(rng, S)[None]
+    if _chance(rng, ranges.speckle_fraction):
+        bg_img = bg_img * _speckle(rng, S, R)[None]
     expected = render_disks(disks, (S, S)) + bg_img
     det = DetectorModel(
         blur_sigma=rng.uniform(0, 1.2) * native, hot_fraction=rng.choice([0, 1e-5, 1e-4]),
@@ -251,6 +260,28 @@ def _kikuchi_bands(rng: np.random.Generator, S: int) -> np.ndarray:
         out += rng.uniform(0.1, 0.8) * band
         out -= rng.uniform(0.0, 0.5) * np.exp(-np.square((t + half) / max(0.008 * S, 0.5)))
     return np.clip(out, 0.05, None)
+
+
+def _speckle(rng: np.random.Generator, S: int, R: float) -> np.ndarray:
+    """Multiplicative (S, S) speckle map of mean 1 for the diffuse background.
+
+    Thin amorphous films and thermal diffuse scattering seen with a convergent probe give speckle: the pattern is
+    ``|A * F[object]|^2``, a random field convolved with the probe aperture, so the grains are about a disk wide
+    and soft-edged (a Bragg disk has the aperture's sharp edge). Grain radius 0.5-1.5 disk radii, contrast
+    0.3-1 (1: fully developed speckle, exponential statistics).
+    """
+    grain = R * rng.uniform(0.5, 1.5)
+    field = rng.normal(size=(S, S)) + 1j * rng.normal(size=(S, S))
+    f = np.fft.fftfreq(S)
+    k2 = f[:, None] ** 2 + f[None, :] ** 2
+    # the aperture's transform, as a filter: a disk of radius `grain` px has an Airy transform; a Gaussian of the
+    # same width is close enough for the grain statistics and has no ringing
+    filt = np.exp(-2.0 * (np.pi * grain) ** 2 * k2 / 4.0)
+    amp = np.fft.ifft2(np.fft.fft2(field) * filt)
+    speck = np.abs(amp) ** 2
+    speck /= speck.mean()
+    m = rng.uniform(0.3, 1.0)
+    return ((1.0 - m) + m * speck).astype(np.float32)
 
 
 def _integrating_camera(rng: np.random.Generator, electrons: np.ndarray) -> tuple[np.ndarray, float, float]:

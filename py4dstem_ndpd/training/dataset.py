@@ -32,9 +32,10 @@ class DatasetSpec:
     size : int
         Image size, px (square).
     seed : int
-    randomization : {"v1", "v2"}
+    randomization : {"v1", "v2", "v3"}
         Which domain randomisation (:data:`py4dstem_ndpd.synth.randomized.RANDOMIZATIONS`): ``"v2"`` adds
-        dynamical disk contrast, Kikuchi bands and integrating cameras to ``"v1"``.
+        dynamical disk contrast, Kikuchi bands and integrating cameras to ``"v1"``; ``"v3"`` mixes the two and
+        adds speckled diffuse scattering and more overlapping lattices.
     """
 
     n_train: int = 2400

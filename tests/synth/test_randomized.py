@@ -54,4 +54,28 @@ def test_integrating_camera_read_noise_lowers_the_label_snr():
 def test_dataset_spec_rejects_an_unknown_randomization():
     assert DatasetSpec().randomization == "v2"
     with pytest.raises(ConfigError, match="randomization"):
-        DatasetSpec(randomization="v3")
+        DatasetSpec(randomization="v9")
+
+
+def test_speckle_is_a_mean_one_map_with_grains_about_a_disk_wide():
+    from py4dstem_ndpd.synth.randomized import _speckle
+
+    def grain(R):
+        m = _speckle(np.random.default_rng(4), 256, R)
+        assert m.min() >= 0 and abs(m.mean() - 1) < 0.05
+        f = m - m.mean()
+        ac = np.fft.ifft2(np.abs(np.fft.fft2(f)) ** 2).real
+        prof = ac[0, :64] / ac[0, 0]
+        return int(np.argmax(prof < 0.5))  # half-width of the grain autocorrelation, px
+
+    small, large = grain(3.0), grain(12.0)
+    assert 1 <= small < large
+    assert large > 2.5 * small
+
+
+def test_v3_adds_speckle_and_more_overlapping_lattices():
+    v3 = RANDOMIZATIONS["v3"]
+    assert v3.speckle_fraction > 0 and v3.second_lattice_fraction > RANDOMIZATIONS["v2"].second_lattice_fraction
+    assert RANDOMIZATIONS["v1"].speckle_fraction == 0 == RANDOMIZATIONS["v2"].speckle_fraction
+    ps = patterns("v3", 10, seed=2)
+    assert all(p.boxes.shape[1] == 4 for p in ps)
