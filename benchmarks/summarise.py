@@ -35,6 +35,23 @@ def accuracy() -> None:
     print()
 
 
+def bounds() -> None:
+    p = R / "bounds.json"
+    if not p.exists():
+        return
+    d = json.loads(p.read_text())
+    print(f"Cramer-Rao bounds ({d['date']}, errors from accuracy.json of {d['accuracy_date']}):\n")
+    print("| preset | px | dose | disks counted | n | CRLB, disk alone (px) | CRLB, joint lattice (px) | NDPD (px) | "
+          "NDPD / joint bound | template matching (px) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in d["rows"]:
+        rule = "peak SNR >= 3" if r["disks"] == "peak_snr3" else "integrated SNR >= 3"
+        print(f"| {r['preset']} | {r['size']} | {r['dose']:.0e} | {rule} | {r['n']} | {f(r['bound_per_disk'], 3)} | "
+              f"{f(r['bound_lattice'], 3)} | {f(r['ndpd_rms'], 3)} | {f(r['ndpd_over_bound'], 3)} | "
+              f"{f(r['template_rms'], 3)} |")
+    print()
+
+
 def strain() -> None:
     for p in sorted(R.glob("strain_*.json")):
         d = json.loads(p.read_text())
@@ -71,5 +88,6 @@ def external() -> None:
 
 if __name__ == "__main__":
     accuracy()
+    bounds()
     strain()
     external()
