@@ -216,7 +216,8 @@ def cmd_bench(a) -> int:
 
 def _add_detect_args(p):
     p.add_argument("--weights", default=None, help="weights file (default: the shipped model)")
-    p.add_argument("--conf", type=float, default=0.25, help="confidence threshold in (0, 1) (default 0.25)")
+    p.add_argument("--conf", type=float, default=None,
+                   help="confidence threshold in (0, 1) (default: the one stored with the weights, else 0.25)")
     p.add_argument("--refine", choices=["lattice", "autocorrelation", "probe", "none"], default="lattice",
                    help="sub-pixel refinement of the DFL centres (default lattice; see docs/refinement.md)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")

@@ -22,14 +22,20 @@ logger = logging.getLogger(__name__)
 Refine = Literal["lattice", "autocorrelation", "probe", "none"]
 
 
+#: Confidence threshold of weights that do not store their own (``meta["conf"]``).
+DEFAULT_CONF = 0.25
+
+
 @dataclass(frozen=True)
 class DetectOptions:
     """Options of the neural detector; the defaults need no tuning.
 
     Attributes
     ----------
-    conf : float
-        Confidence threshold in (0, 1).
+    conf : float or None
+        Confidence threshold in (0, 1). ``None`` (default): the threshold stored with the weights
+        (``meta["conf"]``, chosen on validation scans when the model was trained; see ``docs/model-card.md``),
+        or :data:`DEFAULT_CONF` for weights without one.
     min_distance : float or None
         Two detections closer than about this (native px) are duplicates; ``None``: 0.6 times the disk radius
         measured on each batch (see :func:`~py4dstem_ndpd.detect.decode.select`).
@@ -51,7 +57,7 @@ class DetectOptions:
         At most this many disks per pattern (the most confident).
     """
 
-    conf: float = 0.25
+    conf: float | None = None
     min_distance: float | None = None
     imgsz: int | None = None
     refine: Refine = "lattice"
@@ -61,8 +67,8 @@ class DetectOptions:
     max_disks: int = 1000
 
     def __post_init__(self) -> None:
-        if not (0.0 < float(self.conf) < 1.0):
-            raise ConfigError(f"conf must be in (0, 1), got {self.conf!r}; the default 0.25 suits most data.")
+        if self.conf is not None and not (0.0 < float(self.conf) < 1.0):
+            raise ConfigError(f"conf must be in (0, 1) or None (the model's own threshold), got {self.conf!r}.")
         if self.min_distance is not None and not self.min_distance > 0:
             raise ConfigError(f"min_distance must be > 0 px or None, got {self.min_distance!r}.")
         if self.imgsz is not None and (int(self.imgsz) < 64 or int(self.imgsz) % 32):
@@ -143,6 +149,8 @@ class NDPDBackend:
         self.options = options or DetectOptions()
         self.model = load_model(self.weights, self.options.device)
         self.imgsz = int(self.options.imgsz or self.model.imgsz)
+        self.conf = float(self.options.conf if self.options.conf is not None
+                          else self.model.meta.get("conf", DEFAULT_CONF))
         self.times = StageTimes()
         self.last_radius: float | None = None
 
@@ -215,7 +223,7 @@ class NDPDBackend:
         det = self.model.net.model[-1]
         cx, cy, w, h, score = dfl_decode(raw["boxes"], raw["scores"], raw["feats"], det.stride, det.reg_max)
         md = self.options.min_distance / max(scale) if self.options.min_distance else 0.0
-        decoded = select(cx, cy, w, h, score, conf=self.options.conf, min_distance=md, image_hw=hw,
+        decoded = select(cx, cy, w, h, score, conf=self.conf, min_distance=md, image_hw=hw,
                          max_det=self.options.max_disks)
         halves = np.concatenate([0.25 * (d.w + d.h) for d in decoded]) if decoded else np.zeros(0)
         radius = float(np.median(halves) * np.mean(scale)) if halves.size else 0.0

@@ -192,3 +192,17 @@ def test_constant_patterns_give_no_peaks():
     for shape in ((34, 32), (64, 64), (256, 200)):
         rows = detect_pattern(np.full(shape, 7, np.uint8), options=FAST)
         assert rows.shape == (0, 4), shape
+
+
+def test_confidence_threshold_comes_with_the_weights(tmp_path):
+    import torch
+
+    from py4dstem_ndpd.detect.backend import DEFAULT_CONF, NDPDBackend
+
+    shipped = torch.load(shipped_weights_path(), weights_only=True)
+    assert 0 < shipped["meta"]["conf"] < 1  # chosen on validation scans (training/choose_conf.py)
+    assert NDPDBackend(None, DetectOptions(device="cpu")).conf == shipped["meta"]["conf"]
+    assert NDPDBackend(None, DetectOptions(device="cpu", conf=0.3)).conf == 0.3
+    del shipped["meta"]["conf"]
+    torch.save(shipped, tmp_path / "no_conf.pt")
+    assert NDPDBackend(str(tmp_path / "no_conf.pt"), DetectOptions(device="cpu")).conf == DEFAULT_CONF

@@ -84,9 +84,10 @@ def test_ndpd_finds_the_disks_of_another_material(no_network):
     for s in load_external(FIXTURE_STO):
         peaks = detect_scan(py4DSTEM.DataCube(data=s.frames), options=DetectOptions(batch_size=8), progress=False)
         m = evaluate_detections(peaks, s.truth, min_snr=3.0)
-        # recall only: the speckled diffuse scattering of 4 phonon configurations gives false positives
-        # (precision measured in benchmarks/bench_external.py)
-        assert m.recall >= 0.95  # measured 1.000 / 1.000
+        # the speckled diffuse scattering of 4 phonon configurations gives false positives: ndpd-v1 reached
+        # recall 1.000 / 1.000 at precision 0.40 / 0.61; ndpd-v3 (trained with speckle) 1.000 / 0.921 at 0.79 / 1.00
+        assert m.recall >= 0.9
+        assert m.precision >= 0.7
 
 
 def test_template_matching_finds_fewer(scans):
