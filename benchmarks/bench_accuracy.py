@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from _machine import machine_info
+from _plots import preset_columns
 from py4dstem_ndpd.compare import LABELS, CompareOptions, compare
 from py4dstem_ndpd.evaluate import evaluate_detections
 from py4dstem_ndpd.synth import Acquisition, simulate_preset
@@ -66,14 +67,7 @@ def main() -> None:
 
 
 def plot(rows, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(exist_ok=True)
-    combos = sorted({(r["size"], r["preset"]) for r in rows})
-    fig, axes = plt.subplots(2, len(combos), figsize=(4 * len(combos), 7), squeeze=False)
+    fig, axes, combos = preset_columns(rows, path, 2, 7)
     for j, (size, preset) in enumerate(combos):
         rs = [r for r in rows if r["size"] == size and r["preset"] == preset]
         d = [r["dose"] for r in rs]

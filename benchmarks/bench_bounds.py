@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from _machine import machine_info
+from _plots import preset_columns
 from py4dstem_ndpd.evaluate import _edge_distance, integrated_snr
 from py4dstem_ndpd.synth import Acquisition, simulate_preset
 from py4dstem_ndpd.synth.bounds import centre_bounds
@@ -61,14 +62,7 @@ def main() -> None:
 
 
 def plot(rows, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(exist_ok=True)
-    combos = sorted({(r["size"], r["preset"]) for r in rows})
-    fig, axes = plt.subplots(1, len(combos), figsize=(4 * len(combos), 3.6), squeeze=False)
+    fig, axes, combos = preset_columns(rows, path, 1, 3.6)
     for j, (size, preset) in enumerate(combos):
         ax = axes[0, j]
         rs = [r for r in rows if r["size"] == size and r["preset"] == preset]

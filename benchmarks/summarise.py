@@ -11,15 +11,20 @@ R = Path(__file__).parent / "results"
 NAMES = {"ndpd": "NDPD", "ndpd_dfl": "NDPD, DFL centres only", "ndpd_box": "NDPD, rounded boxes", "template": "template matching"}
 
 
+def load(name: str) -> dict | None:
+    """A result file of benchmarks/results, or None if it has not been made."""
+    p = R / name
+    return json.loads(p.read_text()) if p.exists() else None
+
+
 def f(x, n=4):
     return "n/a" if x is None or x != x else f"{x:.{n}g}"
 
 
 def accuracy() -> None:
-    p = R / "accuracy.json"
-    if not p.exists():
+    d = load("accuracy.json")
+    if d is None:
         return
-    d = json.loads(p.read_text())
     print(f"Accuracy ({d['date']}, scan {d['scan']} per case, disks with peak SNR >= {d['min_snr']}):\n")
     print("| preset | px | dose | method | recall | precision | centre RMS (px) | median (px) | integrated SNR >= 3: recall / RMS (px) | all disks: recall / RMS (px) | patterns/s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -36,10 +41,9 @@ def accuracy() -> None:
 
 
 def bounds() -> None:
-    p = R / "bounds.json"
-    if not p.exists():
+    d = load("bounds.json")
+    if d is None:
         return
-    d = json.loads(p.read_text())
     print(f"Cramer-Rao bounds ({d['date']}, errors from accuracy.json of {d['accuracy_date']}):\n")
     print("| preset | px | dose | disks counted | n | CRLB, disk alone (px) | CRLB, joint lattice (px) | NDPD (px) | "
           "NDPD / joint bound | template matching (px) |")
@@ -67,10 +71,9 @@ def strain() -> None:
 
 
 def external() -> None:
-    p = R / "external.json"
-    if not p.exists():
+    d = load("external.json")
+    if d is None:
         return
-    d = json.loads(p.read_text())
     print(f"Another simulator ({d['date']}, weights {d.get('weights', 'shipped')}; counted: {d['counted']}):\n")
     print("| patterns | dose | radius (px) | method | peak SNR >= 3: disks / recall / precision / RMS (px) / median (px) | "
           "integrated SNR >= 3: disks / recall / precision / RMS (px) |")
