@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..exceptions import InputError
 from .render import DiskBatch, blur, render_disks
 from .scan import Acquisition
 from .truth import ScanTruth
@@ -57,7 +58,8 @@ def centre_bounds(truth: ScanTruth, acq: Acquisition, expected: np.ndarray) -> C
     mu_all = np.asarray(expected, dtype=np.float64).reshape(-1, *truth.pattern_shape)
     n_pos = len(truth.offsets) - 1
     if len(mu_all) != n_pos:
-        raise ValueError(f"expected has {len(mu_all)} patterns, the truth {n_pos}")
+        raise InputError(f"expected has {len(mu_all)} patterns but the truth {n_pos}; pass the noise-free patterns "
+                         "of the same scan (Acquisition(noise=False))")
     per = np.full(len(truth.disks), np.nan)
     lat = np.full(len(truth.disks), np.nan)
     for i in range(n_pos):

@@ -43,7 +43,7 @@ class DatasetSpec:
     n_val_presets: int = 96
     size: int = 256
     seed: int = 0
-    randomization: str = "v2"
+    randomization: str = "v3"
 
     def __post_init__(self) -> None:
         if self.n_train < 1 or self.n_val_random < 0 or self.n_val_presets < 0:

@@ -52,7 +52,7 @@ def test_integrating_camera_read_noise_lowers_the_label_snr():
 
 
 def test_dataset_spec_rejects_an_unknown_randomization():
-    assert DatasetSpec().randomization == "v2"
+    assert DatasetSpec().randomization == "v3"
     with pytest.raises(ConfigError, match="randomization"):
         DatasetSpec(randomization="v9")
 
