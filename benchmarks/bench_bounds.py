@@ -22,7 +22,7 @@ import numpy as np
 
 from _machine import machine_info
 from _plots import preset_columns
-from py4dstem_ndpd.evaluate import _edge_distance, integrated_snr
+from py4dstem_ndpd.evaluate import edge_distance, integrated_snr
 from py4dstem_ndpd.synth import Acquisition, simulate_preset
 from py4dstem_ndpd.synth.bounds import centre_bounds
 
@@ -39,7 +39,7 @@ def main() -> None:
         scan = simulate_preset(preset, replace(acq, noise=False))
         T = scan.truth
         b = centre_bounds(T, acq, scan.datacube.data)
-        inside = _edge_distance(T.disks["qx"], T.disks["qy"], T.pattern_shape) >= T.disk_radius
+        inside = edge_distance(T.disks["qx"], T.disks["qy"], T.pattern_shape) >= T.disk_radius
         peak = inside & (T.disks["snr"] >= 3.0)
         rule, use, measured = "peak_snr3", peak, r["ndpd"]
         if not peak.any():

@@ -82,7 +82,7 @@ def match_peaks(detected: np.ndarray, truth: np.ndarray, radius: float) -> tuple
     return det_idx[order].astype(np.intp), truth_idx[order].astype(np.intp)
 
 
-def _edge_distance(qx: np.ndarray, qy: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+def edge_distance(qx: np.ndarray, qy: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Distance from ``(qx, qy)`` to the nearest detector edge (the detector spans -0.5 .. Q-0.5), px."""
     H, W = shape
     return np.minimum.reduce([qx + 0.5, H - 0.5 - qx, qy + 0.5, W - 0.5 - qy])
@@ -262,13 +262,13 @@ def evaluate_detections(
             tq = np.stack([t["qx"], t["qy"]], -1).astype(float) if len(t) else np.zeros((0, 2))
             pq = np.stack([p["qx"], p["qy"]], -1).astype(float) if len(p) else np.zeros((0, 2))
             t_snr = t["snr"] if snr == "peak" else integrated_snr(t, truth.disk_radius)
-            counted_t = (t_snr >= min_snr) & (_edge_distance(tq[:, 0], tq[:, 1], shape) >= edge_margin)
+            counted_t = (t_snr >= min_snr) & (edge_distance(tq[:, 0], tq[:, 1], shape) >= edge_margin)
             di, ti = match_peaks(pq, tq, radius)
             tp = counted_t[ti]
             matched_det = np.zeros(len(pq), bool)
             matched_det[di] = True
             unmatched = ~matched_det
-            far = _edge_distance(pq[:, 0], pq[:, 1], shape) >= edge_margin
+            far = edge_distance(pq[:, 0], pq[:, 1], shape) >= edge_margin
             fp = int(np.count_nonzero(unmatched & far))
             n_true += int(counted_t.sum())
             n_tp += int(tp.sum())

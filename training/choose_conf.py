@@ -19,7 +19,7 @@ import numpy as np
 
 from py4dstem_ndpd.detect.backend import DetectOptions, NDPDBackend
 from py4dstem_ndpd.engine import EngineOptions, run_scan
-from py4dstem_ndpd.evaluate import _edge_distance, match_peaks
+from py4dstem_ndpd.evaluate import edge_distance, match_peaks
 from py4dstem_ndpd.synth import Acquisition, simulate_preset
 
 GRID = np.round(np.arange(0.10, 0.651, 0.05), 2)
@@ -45,11 +45,11 @@ def scores(weights: str | None) -> tuple[np.ndarray, np.ndarray, int]:
             d = T.disks[T.offsets[i]:T.offsets[i + 1]]
             det = np.stack([p["qx"], p["qy"]], 1)
             a, b = match_peaks(det, np.stack([d["qx"], d["qy"]], 1), T.disk_radius)
-            counted = (d["snr"] >= 3) & (_edge_distance(d["qx"], d["qy"], T.pattern_shape) >= T.disk_radius)
+            counted = (d["snr"] >= 3) & (edge_distance(d["qx"], d["qy"], T.pattern_shape) >= T.disk_radius)
             n_true += int(counted.sum())
             tp += [p["confidence"][ai] for ai, bi in zip(a, b) if counted[bi]]
             unmatched = np.setdiff1d(np.arange(len(det)), a)
-            away = _edge_distance(det[unmatched, 0], det[unmatched, 1], T.pattern_shape) >= T.disk_radius
+            away = edge_distance(det[unmatched, 0], det[unmatched, 1], T.pattern_shape) >= T.disk_radius
             fp += list(p["confidence"][unmatched[away]])
     return np.array(tp), np.array(fp), n_true
 
