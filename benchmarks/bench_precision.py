@@ -2,8 +2,9 @@
 
 At 10⁴ electrons per pattern only the direct beam reaches a peak SNR of 3, so ``bench_accuracy.py``'s 4 x 4 scans
 count 16 disks and one false positive moves precision by 6 %. Here: 8 x 8 positions (seeds 7004/7005, never used
-for training or for choosing the confidence threshold), both presets, 256 and 512 px, 10⁴ and 10⁵ electrons,
-detections without refinement (refinement moves centres, it neither adds nor removes disks).
+for training or for choosing the confidence threshold), both presets, 256 and 512 px, 10⁴ and 10⁵ electrons.
+Each model runs with the default options (``refine="lattice"``, which also drops faint detections that no fitted
+lattice indexes: ``DetectOptions.min_snr_off_lattice``) and with that filter off (``*_keep_off_lattice``).
 
     python benchmarks/bench_precision.py                                  # the shipped weights
     python benchmarks/bench_precision.py --weights a.pt b.pt              # several models side by side
@@ -35,7 +36,11 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--weights", nargs="+", default=[None], help="weights files (default: the shipped model)")
     a = p.parse_args()
-    backends = {(Path(w).stem if w else "shipped"): NDPDBackend(w, DetectOptions(refine="none")) for w in a.weights}
+    backends = {}
+    for w in a.weights:
+        name = Path(w).stem if w else "shipped"
+        backends[name] = NDPDBackend(w, DetectOptions())
+        backends[name + "_keep_off_lattice"] = NDPDBackend(w, DetectOptions(min_snr_off_lattice=None))
     rows = []
     for size, preset, dose in CASES:
         acq = Acquisition(scan_shape=(8, 8), pattern_shape=(size, size), dose=dose, seed=7000 + int(np.log10(dose)))
@@ -44,7 +49,8 @@ def main() -> None:
         for name, be in backends.items():
             peaks = run_scan(scan.datacube.data, be, options=EngineOptions(progress=False))
             m = evaluate_detections(peaks, scan.truth, min_snr=3.0)
-            row["models"][name] = {"conf": be.conf, "recall": m.recall, "precision": m.precision, "n_true": m.n_true,
+            row["models"][name] = {"conf": be.conf, "min_snr_off_lattice": be.options.min_snr_off_lattice,
+                                   "recall": m.recall, "precision": m.precision, "n_true": m.n_true,
                                    "n_false_positive": m.n_false_positive}
         rows.append(row)
         print(json.dumps(row))

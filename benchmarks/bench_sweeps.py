@@ -164,7 +164,7 @@ def make_backends(a: argparse.Namespace, warm: np.ndarray) -> tuple[dict, dict]:
     """Load each method once (and warm it up on ``warm``); tempo4d is skipped, with a note, when not installed."""
     backends, notes = {}, {}
     if "ndpd" in a.methods:
-        backends["ndpd"] = NDPDBackend(a.weights, DetectOptions(device="cpu" if a.cpu else "auto"))
+        backends["ndpd"] = NDPDBackend(a.weights, DetectOptions(device="cpu" if a.cpu else "auto", conf=a.conf))
     if "template" in a.methods:
         backends["template"] = None
     want = [m for m in ("tempo4d", "tempo4d_pattern") if m in a.methods]
@@ -245,6 +245,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--methods", nargs="+", default=["ndpd", "template", "tempo4d", "tempo4d_pattern"],
                    choices=["ndpd", "template", "tempo4d", "tempo4d_pattern"])
     p.add_argument("--weights", default=None, help="NDPD weights (default: shipped)")
+    p.add_argument("--conf", type=float, default=None, help="NDPD confidence threshold (default: the weights' own)")
     p.add_argument("--min-snr", type=float, default=3.0)
     p.add_argument("--threads", type=int, default=2, help="torch threads")
     p.add_argument("--cpu", action="store_true", help="run the networks on the CPU even if CUDA is available")
@@ -269,7 +270,8 @@ def main(argv: list[str] | None = None) -> dict:
         "settings": {"size": a.size, "scan": a.scan, "dose": a.dose, "lattice_111_px": a.lattice_px,
                      "min_snr": a.min_snr, "seed": a.seed, "quick": a.quick, "grid": {s: grid[s] for s in a.sweeps},
                      "methods": sorted(LABELS[m] for m in LABELS if m in backends or (m == "tempo4d_measured" and "tempo4d" in backends)),
-                     "template": "TemplateOptions.accurate()", "ndpd": "DetectOptions() defaults",
+                     "template": "TemplateOptions.accurate()",
+                     "ndpd": "DetectOptions() defaults" if a.conf is None else f"DetectOptions(conf={a.conf})",
                      "tempo4d": "Tempo4DOptions() defaults (imgsz 512, conf 0.01, iou 0.1, max_det 100)"},
         "notes": notes,
         "environment": {"python": platform.python_version(), "torch_threads": a.threads,

@@ -40,6 +40,23 @@ def accuracy() -> None:
     print()
 
 
+def precision() -> None:
+    d = load("precision.json")
+    if d is None:
+        return
+    models = list(d["rows"][0]["models"])
+    print(f"Precision on {d['scan'][0]} x {d['scan'][1]} scans ({d['date']}, disks with peak SNR >= {d['min_snr']}; "
+          "recall / precision (false positives)):\n")
+    print("| preset | px | dose | true disks | " + " | ".join(models) + " |")
+    print("|---|---|---|---|" + "---|" * len(models))
+    for r in d["rows"]:
+        n = r["models"][models[0]]["n_true"]
+        cells = [f"{f(m['recall'])} / {100 * m['precision']:.2f} % ({m['n_false_positive']})"
+                 for m in (r["models"][k] for k in models)]
+        print(f"| {r['preset']} | {r['size']} | {r['dose']:.0e} | {n} | " + " | ".join(cells) + " |")
+    print()
+
+
 def bounds() -> None:
     d = load("bounds.json")
     if d is None:
@@ -91,6 +108,7 @@ def external() -> None:
 
 if __name__ == "__main__":
     accuracy()
+    precision()
     bounds()
     strain()
     external()

@@ -18,7 +18,8 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_EXISTS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 def _detect_options(a):
     from .detect.backend import DetectOptions
 
-    return DetectOptions(conf=a.conf, refine=a.refine, device=a.device, batch_size=a.batch_size)
+    return DetectOptions(conf=a.conf, refine=a.refine, device=a.device, batch_size=a.batch_size,
+                         min_snr_off_lattice=None if a.keep_off_lattice else DetectOptions.min_snr_off_lattice)
 
 
 def cmd_info(a) -> int:
@@ -220,6 +221,9 @@ def _add_detect_args(p):
                    help="confidence threshold in (0, 1) (default: the one stored with the weights, else 0.25)")
     p.add_argument("--refine", choices=["lattice", "autocorrelation", "probe", "none"], default="lattice",
                    help="sub-pixel refinement of the DFL centres (default lattice; see docs/refinement.md)")
+    p.add_argument("--keep-off-lattice", action="store_true",
+                   help="keep faint detections (SNR < 5) that no fitted lattice indexes (default: drop them; they "
+                        "are mostly background noise at low dose)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
     p.add_argument("--batch-size", type=int, default=32)
 

@@ -55,6 +55,16 @@ class DetectOptions:
         Patterns per forward pass.
     max_disks : int
         At most this many disks per pattern (the most confident).
+    min_snr_off_lattice : float or None
+        A detection that none of its pattern's fitted lattices indexes, and that has no detection with SNR >= this
+        within 2 radii + 10 px, is kept only if its own SNR (background-subtracted counts over their noise,
+        measured at native resolution by the refinement) is at least this. Applies with ``refine="lattice"`` or
+        ``"autocorrelation"`` and in patterns where a lattice was found; ``None`` keeps every detection. At low
+        dose the network also fires on clusters of a few background electrons; these sit off the lattice at
+        SNR 2-4, whereas of 9 500 disks with a peak SNR >= 3 one was on no lattice, at SNR > 8 (validation
+        scans, ``docs/refinement.md``). Next to a bright disk the SNR estimate is unreliable, so such detections
+        stay. The cost: faint isolated off-lattice disks (SNR < 5, e.g. of a grain with fewer than 4 detected
+        disks).
     """
 
     conf: float | None = None
@@ -65,6 +75,7 @@ class DetectOptions:
     amp: bool = True
     batch_size: int = 32
     max_disks: int = 1000
+    min_snr_off_lattice: float | None = 5.0
 
     def __post_init__(self) -> None:
         if self.conf is not None and not (0.0 < float(self.conf) < 1.0):
@@ -81,6 +92,10 @@ class DetectOptions:
             raise ConfigError(f"batch_size must be > 0, got {self.batch_size!r}.")
         if int(self.max_disks) <= 0:
             raise ConfigError(f"max_disks must be > 0, got {self.max_disks!r}.")
+        if self.min_snr_off_lattice is not None and not float(self.min_snr_off_lattice) >= 0:
+            raise ConfigError(
+                f"min_snr_off_lattice must be >= 0 or None (keep every detection), got {self.min_snr_off_lattice!r}."
+            )
 
 
 def _resize_batch(v: np.ndarray, S: int):
@@ -261,9 +276,12 @@ class NDPDBackend:
         centres = [np.stack(to_native(d, scale), 1) for d in decoded]
         t3 = time.perf_counter()
         if self.options.refine != "none" and radius > 0:
-            from ..refine import refine_centres
+            from ..refine import refine
 
-            centres = refine_centres(fr, centres, radius_px=radius, method=self.options.refine)
+            r = refine(fr, centres, radius_px=radius, method=self.options.refine)
+            centres = r.centres
+            if self.options.min_snr_off_lattice is not None:
+                decoded, centres = _drop_faint_off_lattice(decoded, r, float(self.options.min_snr_off_lattice), radius)
         t4 = time.perf_counter()
         out = []
         H, W = frames.shape[1:]
@@ -283,6 +301,33 @@ class NDPDBackend:
 
     def _detect_batch(self, frames: np.ndarray) -> list[np.ndarray]:
         return self.postprocess(self.infer(frames), frames)
+
+
+def _drop_faint_off_lattice(decoded: list, r, min_snr: float, radius: float) -> tuple[list, list]:
+    """Remove the isolated detections that no lattice of their pattern indexes and whose SNR is below ``min_snr``.
+
+    Isolated: no detection with SNR >= ``min_snr`` within ``2 * radius + 10`` px, so the SNR's background ring
+    (radius + 4 to ~radius + 10 px around the centre, see :func:`~py4dstem_ndpd.refine.probe.probe_positions`)
+    holds no bright neighbouring disk. Next to one the SNR estimate is meaningless (often negative), and such
+    detections are kept.
+    """
+    from .decode import Decoded
+
+    out_d, out_c = [], []
+    isolation = 2.0 * radius + 10.0
+    for n, (d, c) in enumerate(zip(decoded, r.centres)):
+        if len(c) and np.isfinite(r.bases[n, 0, 0, 0]):
+            snr = r.snr[n]
+            cand = np.flatnonzero((r.lattice[n] < 0) & (snr < min_snr))
+            drop = [j for j in cand if not np.any((np.hypot(*(c - c[j]).T) < isolation) & (snr >= min_snr))]
+            if drop:
+                keep = np.ones(len(c), dtype=bool)
+                keep[drop] = False
+                d = Decoded(d.cx[keep], d.cy[keep], d.w[keep], d.h[keep], d.score[keep])
+                c = c[keep]
+        out_d.append(d)
+        out_c.append(c)
+    return out_d, out_c
 
 
 _CACHE: dict = {}
