@@ -31,7 +31,7 @@ SECTIONS: list[tuple[str, str, list[str] | None]] = [
     ("Backend protocol", "py4dstem_ndpd.backend", ["Backend"]),
     ("Refinement", "py4dstem_ndpd.refine",
      ["refine_centres", "refine", "RefineOptions", "Refinement", "autocorrelation", "lattice_from_autocorrelation",
-      "LatticeFit", "find_basis", "reduce_basis", "lattice_strain", "deformation_gradient"]),
+      "LatticeFit", "find_basis", "reduce_basis", "lattice_strain", "deformation_gradient", "noise_detections"]),
     ("Peak tables", "py4dstem_ndpd.peaks", ["PEAK_DTYPE", "empty_peaks", "make_peaks", "ScanPeaks"]),
     ("Calibration", "py4dstem_ndpd.calibration", ["Calibration"]),
     ("Input and output", "py4dstem_ndpd.io.readers", ["load_input", "InputData"]),

@@ -1,4 +1,4 @@
-"""The NDPD backend: normalise -> resize -> batched raw forward -> DFL decode -> native coordinates -> refine.
+"""The NDPD backend: normalise, resize, batched raw forward, DFL decode, native coordinates, refine, drop noise.
 
 It implements :class:`py4dstem_ndpd.backend.Backend`: ``detect(frames) -> list of PEAK_DTYPE tables``, and is
 rebuilt from ``params()`` on Dask workers (the model loads once per process, see :func:`get_backend`).
@@ -56,15 +56,13 @@ class DetectOptions:
     max_disks : int
         At most this many disks per pattern (the most confident).
     min_snr_off_lattice : float or None
-        A detection that none of its pattern's fitted lattices indexes, and that has no detection with SNR >= this
-        within 2 radii + 10 px, is kept only if its own SNR (background-subtracted counts over their noise,
-        measured at native resolution by the refinement) is at least this. Applies with ``refine="lattice"`` or
-        ``"autocorrelation"`` and in patterns where a lattice was found; ``None`` keeps every detection. At low
-        dose the network also fires on clusters of a few background electrons; these sit off the lattice at
-        SNR 2-4, whereas of 9 500 disks with a peak SNR >= 3 one was on no lattice, at SNR > 8 (validation
-        scans, ``docs/refinement.md``). Next to a bright disk the SNR estimate is unreliable, so such detections
-        stay. The cost: faint isolated off-lattice disks (SNR < 5, e.g. of a grain with fewer than 4 detected
-        disks).
+        Drop a detection as background noise when its SNR (background-subtracted counts over their noise, measured
+        at native resolution by the refinement) is below this, no fitted lattice indexes it, its pattern's lattices
+        index >= 80 % of the pattern's detections, and no detection with SNR >= this lies within 2 radii + 10 px
+        (all four; :func:`~py4dstem_ndpd.refine.noise.noise_detections`). Applies with ``refine="lattice"`` or ``"autocorrelation"``;
+        ``None`` keeps every detection. At 10⁴ e⁻ the network also fires on clusters of a few background
+        electrons (SNR 2-4, 20-30 px from any disk); this removes most of them and a few faint real disks
+        (``docs/refinement.md``).
     """
 
     conf: float | None = None
@@ -281,7 +279,13 @@ class NDPDBackend:
             r = refine(fr, centres, radius_px=radius, method=self.options.refine)
             centres = r.centres
             if self.options.min_snr_off_lattice is not None:
-                decoded, centres = _drop_faint_off_lattice(decoded, r, float(self.options.min_snr_off_lattice), radius)
+                from ..refine import noise_detections
+                from .decode import Decoded
+
+                drop = noise_detections(r, radius, float(self.options.min_snr_off_lattice))
+                keep = [~f for f in drop]
+                decoded = [Decoded(d.cx[k], d.cy[k], d.w[k], d.h[k], d.score[k]) for d, k in zip(decoded, keep)]
+                centres = [c[k] for c, k in zip(centres, keep)]
         t4 = time.perf_counter()
         out = []
         H, W = frames.shape[1:]
@@ -301,33 +305,6 @@ class NDPDBackend:
 
     def _detect_batch(self, frames: np.ndarray) -> list[np.ndarray]:
         return self.postprocess(self.infer(frames), frames)
-
-
-def _drop_faint_off_lattice(decoded: list, r, min_snr: float, radius: float) -> tuple[list, list]:
-    """Remove the isolated detections that no lattice of their pattern indexes and whose SNR is below ``min_snr``.
-
-    Isolated: no detection with SNR >= ``min_snr`` within ``2 * radius + 10`` px, so the SNR's background ring
-    (radius + 4 to ~radius + 10 px around the centre, see :func:`~py4dstem_ndpd.refine.probe.probe_positions`)
-    holds no bright neighbouring disk. Next to one the SNR estimate is meaningless (often negative), and such
-    detections are kept.
-    """
-    from .decode import Decoded
-
-    out_d, out_c = [], []
-    isolation = 2.0 * radius + 10.0
-    for n, (d, c) in enumerate(zip(decoded, r.centres)):
-        if len(c) and np.isfinite(r.bases[n, 0, 0, 0]):
-            snr = r.snr[n]
-            cand = np.flatnonzero((r.lattice[n] < 0) & (snr < min_snr))
-            drop = [j for j in cand if not np.any((np.hypot(*(c - c[j]).T) < isolation) & (snr >= min_snr))]
-            if drop:
-                keep = np.ones(len(c), dtype=bool)
-                keep[drop] = False
-                d = Decoded(d.cx[keep], d.cy[keep], d.w[keep], d.h[keep], d.score[keep])
-                c = c[keep]
-        out_d.append(d)
-        out_c.append(c)
-    return out_d, out_c
 
 
 _CACHE: dict = {}
