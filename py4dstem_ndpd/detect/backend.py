@@ -59,10 +59,10 @@ class DetectOptions:
         Drop a detection as background noise when its SNR (background-subtracted counts over their noise, measured
         at native resolution by the refinement) is below this, no fitted lattice indexes it, its pattern's lattices
         index >= 80 % of the pattern's detections, and no detection with SNR >= this lies within 2 radii + 10 px
-        (all four; :func:`~py4dstem_ndpd.refine.noise.noise_detections`). Applies with ``refine="lattice"`` or ``"autocorrelation"``;
-        ``None`` keeps every detection. At 10⁴ e⁻ the network also fires on clusters of a few background
-        electrons (SNR 2-4, 20-30 px from any disk); this removes most of them and a few faint real disks
-        (``docs/refinement.md``).
+        (all four; :func:`~py4dstem_ndpd.refine.noise.noise_detections`). Applies with ``refine="lattice"`` or
+        ``"autocorrelation"``; ``None`` keeps every detection. At 10⁴ e⁻ the network also fires on clusters of a
+        few background electrons (SNR 2-4, 20-30 px from any disk); this removes most of them and a few faint real
+        disks (``docs/refinement.md``).
     """
 
     conf: float | None = None
