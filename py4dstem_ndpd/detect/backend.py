@@ -274,10 +274,9 @@ class NDPDBackend:
         centres = [np.stack(to_native(d, scale), 1) for d in decoded]
         t3 = time.perf_counter()
         if self.options.refine != "none" and radius > 0:
-            from ..refine import RefineOptions, estimate_gain, refine
+            from ..refine import refine
 
-            opts = RefineOptions(gain=estimate_gain(frames))
-            r = refine(fr, centres, radius_px=radius, method=self.options.refine, options=opts)
+            r = refine(fr, centres, radius_px=radius, method=self.options.refine)
             centres = r.centres
             if self.options.min_snr_off_lattice is not None:
                 from ..refine import noise_detections

@@ -78,8 +78,10 @@ class RefineOptions:
         A lattice is accepted when it indexes at least this many disks besides the direct beam.
     max_lattices : int
         Lattices looked for per pattern (2: a matrix and one overlapping phase).
-    gain : float
-        Detector counts per electron (shot-noise part of the SNR estimate).
+    gain : float or None
+        Detector counts per electron (shot-noise part of the SNR estimate). ``None`` (default): read from the
+        frames (:func:`~py4dstem_ndpd.refine.gain.estimate_gain`: 1 for integer-valued counts, the quantum of
+        counts scaled after counting, 1 for continuous data).
     lowpass_px : float
         Gaussian low-pass of the per-disk correlations (standard deviation, px; 0 for none).
     whitening : float
@@ -106,7 +108,7 @@ class RefineOptions:
     index_tol_px: float = 1.5
     min_lattice_disks: int = 4
     max_lattices: int = 2
-    gain: float = 1.0
+    gain: float | None = None
     lowpass_px: float = 0.5
     detector_sigma_px: float | None = 0.3
     whitening: float = 1.0
@@ -135,8 +137,8 @@ class RefineOptions:
             raise ConfigError(f"whitening_snr must be two increasing SNRs >= 0, got {self.whitening_snr}")
         if self.detector_sigma_px is not None and not self.detector_sigma_px > 0:
             raise ConfigError(f"detector_sigma_px must be > 0 px or None, got {self.detector_sigma_px}")
-        if not self.gain > 0:
-            raise ConfigError(f"gain must be > 0 counts per electron, got {self.gain}")
+        if self.gain is not None and not self.gain > 0:
+            raise ConfigError(f"gain must be > 0 counts per electron or None (read from the data), got {self.gain}")
 
 
 @dataclass
@@ -250,6 +252,12 @@ def refine(
                           snr=split(np.zeros(K)), method=method, timings=timings)
 
     t0 = time.perf_counter()
+    if opts.gain is None:
+        from dataclasses import replace
+
+        from .gain import estimate_gain
+
+        opts = replace(opts, gain=estimate_gain(x))
     pf = _probe_in_chunks(x, C, starts, float(radius_px), opts)
     timings["probe"] = time.perf_counter() - t0
     has = pf.probe >= 0
@@ -380,9 +388,9 @@ def refine_centres(
     Notes
     -----
     The brightest detected disk of each pattern is taken as the direct beam (the probe and the origin). The
-    SNR estimates assume counts (``RefineOptions.gain`` counts per electron). Vectorised over all disks of the
-    batch; ~1-2 ms per 256 x 256 pattern with ~30 disks on a shared 2-core CPU (``"lattice"``), ~3.5 ms with
-    ``"autocorrelation"`` (its 384 x 384 FFTs).
+    SNR estimates assume counts (``RefineOptions.gain`` counts per electron, read from the data by default).
+    Vectorised over all disks of the batch; ~1-2 ms per 256 x 256 pattern with ~30 disks on a shared 2-core CPU
+    (``"lattice"``), ~3.5 ms with ``"autocorrelation"`` (its 384 x 384 FFTs).
 
     Examples
     --------
