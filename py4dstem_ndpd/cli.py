@@ -17,9 +17,12 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_EXISTS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 def _detect_options(a):
     from .detect.backend import DetectOptions
+    from .refine import RefineOptions
 
+    gain = getattr(a, "gain", None)
     return DetectOptions(conf=a.conf, refine=a.refine, device=a.device, batch_size=a.batch_size,
-                         min_snr_off_lattice=None if a.keep_off_lattice else DetectOptions.min_snr_off_lattice)
+                         min_snr_off_lattice=None if a.keep_off_lattice else DetectOptions.min_snr_off_lattice,
+                         refine_options=None if gain is None else RefineOptions(gain=gain))
 
 
 def cmd_info(a) -> int:
@@ -66,6 +69,7 @@ def cmd_detect(a) -> int:
     from .io.readers import load_input
 
     check_writable(a.output, a.overwrite)
+    options = _detect_options(a) if a.backend != "template" else None  # bad options fail before any reading
     data = load_input(a.input, dataset_path=a.dataset, scan_shape=a.scan_shape)
     if a.backend == "template":
         from .baseline import template_matching
@@ -78,7 +82,7 @@ def cmd_detect(a) -> int:
 
         engine = EngineOptions(batch_size=a.batch_size, chunk_size=a.chunk_size, checkpoint_dir=a.checkpoint_dir,
                                resume=a.resume)
-        bv = find_Bragg_disks(data, options=_detect_options(a), weights=a.weights, engine=engine,
+        bv = find_Bragg_disks(data, options=options, weights=a.weights, engine=engine,
                               distributed=a.scheduler)
     save_py4dstem(a.output, bv, overwrite=a.overwrite)
     print(f"wrote {a.output}")
@@ -224,6 +228,9 @@ def _add_detect_args(p):
     p.add_argument("--keep-off-lattice", action="store_true",
                    help="keep faint detections (SNR < 5) that no fitted lattice indexes (default: drop them; they "
                         "are mostly background noise at low dose)")
+    p.add_argument("--gain", type=float, default=None,
+                   help="detector counts per electron (default: read from the data; give it for counts multiplied "
+                        "by an integer after counting)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
     p.add_argument("--batch-size", type=int, default=32)
 

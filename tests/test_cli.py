@@ -44,3 +44,6 @@ def test_errors_have_exit_codes_and_messages(tmp_path, capsys):
     assert main(["detect", str(bad), "-o", str(tmp_path / "o.h5")]) == EXIT_ERROR
     assert "truncated" in capsys.readouterr().err
     assert main(["detect", str(bad), "-o", str(tmp_path / "o.h5"), "--conf", "2"]) == EXIT_ERROR
+    assert "conf" in capsys.readouterr().err  # options are checked before the file is read
+    assert main(["detect", str(bad), "-o", str(tmp_path / "o.h5"), "--gain", "0"]) == EXIT_ERROR
+    assert "gain must be > 0" in capsys.readouterr().err

@@ -15,6 +15,7 @@ import numpy as np
 from ..exceptions import ConfigError, InputError
 from ..io.validate import check_frames
 from ..peaks import empty_peaks
+from ..refine.centres import RefineOptions
 from .preprocess import normalize
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,10 @@ class DetectOptions:
         ``"autocorrelation"``; ``None`` keeps every detection. At 10⁴ e⁻ the network also fires on clusters of a
         few background electrons (SNR 2-4, 20-30 px from any disk); this removes most of them and a few faint real
         disks (``docs/refinement.md``).
+    refine_options : RefineOptions or None
+        Settings of the refinement (:class:`~py4dstem_ndpd.refine.RefineOptions`); ``None`` uses its defaults,
+        which need no tuning. For example ``RefineOptions(gain=50.0)`` for counts multiplied by an integer after
+        counting (50 counts per electron), which the data's own quantum cannot reveal (``docs/refinement.md``).
     """
 
     conf: float | None = None
@@ -74,6 +79,7 @@ class DetectOptions:
     batch_size: int = 32
     max_disks: int = 1000
     min_snr_off_lattice: float | None = 5.0
+    refine_options: RefineOptions | None = None
 
     def __post_init__(self) -> None:
         if self.conf is not None and not (0.0 < float(self.conf) < 1.0):
@@ -90,6 +96,11 @@ class DetectOptions:
             raise ConfigError(f"batch_size must be > 0, got {self.batch_size!r}.")
         if int(self.max_disks) <= 0:
             raise ConfigError(f"max_disks must be > 0, got {self.max_disks!r}.")
+        if self.refine_options is not None and not isinstance(self.refine_options, RefineOptions):
+            raise ConfigError(
+                f"refine_options must be a py4dstem_ndpd.refine.RefineOptions or None, got "
+                f"{type(self.refine_options).__name__}."
+            )
         if self.min_snr_off_lattice is not None and not float(self.min_snr_off_lattice) >= 0:
             raise ConfigError(
                 f"min_snr_off_lattice must be >= 0 or None (keep every detection), got {self.min_snr_off_lattice!r}."
@@ -276,7 +287,7 @@ class NDPDBackend:
         if self.options.refine != "none" and radius > 0:
             from ..refine import refine
 
-            r = refine(fr, centres, radius_px=radius, method=self.options.refine)
+            r = refine(fr, centres, radius_px=radius, method=self.options.refine, options=self.options.refine_options)
             centres = r.centres
             if self.options.min_snr_off_lattice is not None:
                 from ..refine import noise_detections

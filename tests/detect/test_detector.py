@@ -242,3 +242,25 @@ def test_scaled_counts_give_the_same_disks(si_scan, si_peaks, scale):
         a, b = si_peaks.at(rx, ry), scaled.at(rx, ry)
         np.testing.assert_allclose(b["qx"], a["qx"], atol=1e-3)
         np.testing.assert_allclose(b["qy"], a["qy"], atol=1e-3)
+
+
+def test_refine_options_reach_the_refinement(si_scan, si_peaks):
+    """Counts multiplied by an integer look like counts (gain 1 is read from them); DetectOptions(refine_options=
+    RefineOptions(gain=...)) passes the true gain to the refinement, and the disks are those of the unscaled data."""
+    from py4dstem_ndpd.refine import RefineOptions
+
+    data = si_scan.datacube.data.astype(np.float32) * 50
+    told = detect_scan(data, options=DetectOptions(batch_size=16, refine_options=RefineOptions(gain=50.0)),
+                       progress=False)
+    assert told.n_peaks == si_peaks.n_peaks
+    for rx, ry in np.ndindex(*si_scan.truth.scan_shape):
+        a, b = si_peaks.at(rx, ry), told.at(rx, ry)
+        np.testing.assert_allclose(b["qx"], a["qx"], atol=1e-3)
+        np.testing.assert_allclose(b["qy"], a["qy"], atol=1e-3)
+    guessed = detect_scan(data, options=FAST, progress=False)  # gain 1 assumed: other SNRs, other choices
+    moved = [np.abs(guessed.at(rx, ry)["qx"] - si_peaks.at(rx, ry)["qx"]).max()
+             for rx, ry in np.ndindex(*si_scan.truth.scan_shape)
+             if len(guessed.at(rx, ry)) == len(si_peaks.at(rx, ry)) and len(si_peaks.at(rx, ry))]
+    assert max(moved, default=1.0) > 1e-3
+    with pytest.raises(ConfigError, match="refine_options"):
+        DetectOptions(refine_options={"gain": 50})
