@@ -6,8 +6,10 @@ rebuilt from ``params()`` on Dask workers (the model loads once per process, see
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -141,13 +143,20 @@ def disk_intensities(frame: np.ndarray, qx: np.ndarray, qy: np.ndarray, radius: 
 
 @dataclass
 class StageTimes:
-    """Seconds spent per stage, accumulated over calls."""
+    """Seconds spent per stage, accumulated over calls (from any thread)."""
 
     preprocess: float = 0.0
     infer: float = 0.0
     decode: float = 0.0
     refine: float = 0.0
     frames: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **seconds: float) -> None:
+        """Add to the named stages (``frames=`` counts patterns)."""
+        with self._lock:
+            for name, v in seconds.items():
+                setattr(self, name, getattr(self, name) + v)
 
 
 class NDPDBackend:
@@ -181,6 +190,32 @@ class NDPDBackend:
     def params(self) -> dict:
         """Constructor arguments (picklable)."""
         return {"weights": self.weights, "options": self.options}
+
+    def default_lanes(self) -> int:
+        """Batches the engine's async mode should run through this backend at once (see :meth:`lanes`).
+
+        2 on a CPU with at least 2 torch threads: two batches, each on half the threads, keep both cores busy
+        while either of them is in the (single-threaded) post-processing; 1 on a GPU.
+        """
+        import torch
+
+        return 2 if self.model.device.type == "cpu" and torch.get_num_threads() >= 2 else 1
+
+    @contextmanager
+    def lanes(self, n: int):
+        """While ``n`` batches run at once (one per thread), give each ``1 / n`` of torch's CPU threads.
+
+        torch's thread count is per process: runs that overlap in one process (two runners, a Dask worker with
+        several threads) share the setting of the first, and the last one to finish restores the count.
+        """
+        if self.model.device.type != "cpu" or n <= 1:
+            yield
+            return
+        _LANES.enter(n)
+        try:
+            yield
+        finally:
+            _LANES.exit()
 
     # -- stages ---------------------------------------------------------------------------------------------------
     def _forward(self, x: np.ndarray):
@@ -252,9 +287,7 @@ class NDPDBackend:
         halves = np.concatenate([0.25 * (d.w + d.h) for d in decoded]) if decoded else np.zeros(0)
         radius = float(np.median(halves) * np.mean(scale)) if halves.size else 0.0
         t3 = time.perf_counter()
-        self.times.preprocess += t1 - t0
-        self.times.infer += t2 - t1
-        self.times.decode += t3 - t2
+        self.times.add(preprocess=t1 - t0, infer=t2 - t1, decode=t3 - t2)
         return decoded, scale, radius
 
     def infer(self, frames: np.ndarray):
@@ -309,15 +342,40 @@ class NDPDBackend:
             p["intensity"] = disk_intensities(fr[k], c[on, 0], c[on, 1], max(radius, 1.0)) if on.any() else 0
             out.append(p)
         t5 = time.perf_counter()
-        self.times.refine += t4 - t3
-        self.times.decode += t5 - t4
-        self.times.frames += len(frames)
+        self.times.add(refine=t4 - t3, decode=t5 - t4, frames=len(frames))
         return out
 
     def _detect_batch(self, frames: np.ndarray) -> list[np.ndarray]:
         return self.postprocess(self.infer(frames), frames)
 
 
+class _LaneThreads:
+    """Process-wide torch thread count while lanes run (reference-counted; see :meth:`NDPDBackend.lanes`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._before = 0
+
+    def enter(self, n: int) -> None:
+        import torch
+
+        with self._lock:
+            if self._users == 0:
+                self._before = torch.get_num_threads()
+                torch.set_num_threads(max(1, self._before // n))
+            self._users += 1
+
+    def exit(self) -> None:
+        import torch
+
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                torch.set_num_threads(self._before)
+
+
+_LANES = _LaneThreads()
 _CACHE: dict = {}
 
 

@@ -1,10 +1,13 @@
 """Per-process batch runner: stream a scan through a backend, batch after batch, with bounded memory.
 
 Async mode (paper section 3.1, Fig. 5) keeps the model busy: a reader thread reads the next batches into a
-bounded queue while the backend runs, and post-processing runs in a small thread pool while the next batch goes
-through the model. The bounded queue and the bounded number of batches waiting for post-processing give
-back-pressure: at most ``prefetch + 2 + postprocess_threads`` batches of patterns are in memory, however large the
-scan. Sync mode does the same steps one after the other.
+bounded queue while the backend runs, and either post-processing runs in a small thread pool while the next batch
+goes through the model, or (``lanes > 1``, the NDPD detector's choice on a CPU) several batches go through model
+and post-processing at once, one per thread, so that the cores left idle by one batch's single-threaded
+post-processing run another batch's model. Results come back in scan order either way. The bounded queue and the
+bounded number of batches in flight give back-pressure: at most ``prefetch + 1 + max(lanes, 1 +
+postprocess_threads)`` batches of patterns are in memory, however large the scan. Sync mode does the same steps
+one after the other.
 
 A backend only needs ``detect(frames) -> list of PEAK_DTYPE tables``. A backend that also has
 ``infer(frames) -> raw`` and ``postprocess(raw, frames) -> list of tables`` (with ``detect`` equivalent to
@@ -21,7 +24,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
@@ -54,12 +57,12 @@ class EngineStats:
         Batches processed.
     max_alive_batches : int
         Most batches of patterns held in memory at once (read and not yet fully processed). Bounded by
-        ``prefetch + 2 + postprocess_threads`` in async mode and by 1 in sync mode.
+        ``prefetch + 1 + max(lanes, 1 + postprocess_threads)`` in async mode and by 1 in sync mode.
     max_queued : int
         Most batches waiting in the prefetch queue at once (``<= prefetch``).
     max_pending_postprocess : int
-        Most batches submitted to post-processing and not yet collected, counted just after a submission and
-        before the oldest is collected (``<= postprocess_threads + 1``).
+        Most batches submitted (to post-processing, or to a lane) and not yet collected, counted just after a
+        submission and before the oldest is collected (``<= max(lanes, postprocess_threads + 1)``).
     read_s, detect_s, postprocess_s : float
         Seconds spent reading, in the backend's model call, and post-processing (they overlap in async mode).
     """
@@ -208,6 +211,16 @@ class BatchRunner:
         self.stats._add_time("postprocess_s", time.perf_counter() - t)
         return tables
 
+    def _whole(self, frames: np.ndarray) -> list[np.ndarray]:
+        return self._post(self._model(frames), frames)
+
+    def lanes(self) -> int:
+        """Batches the async mode runs at once: ``options.lanes``, else ``backend.default_lanes()``, else 1."""
+        if self.options.lanes is not None:
+            return int(self.options.lanes)
+        default = getattr(self.backend, "default_lanes", None)
+        return max(1, int(default())) if callable(default) else 1
+
     def _read(self, source: ScanSource, a: int, b: int) -> np.ndarray:
         t = time.perf_counter()
         frames = source.read(a, b)
@@ -255,8 +268,16 @@ class BatchRunner:
                 put(_Failure(e))
 
         thread = threading.Thread(target=reader, name="ndpd-reader", daemon=True)
-        pool = ThreadPoolExecutor(opts.postprocess_threads, "ndpd-post") if opts.postprocess_threads else None
+        lanes = self.lanes()
+        if lanes > 1:  # whole batches (model + post-processing) in `lanes` threads at once
+            pool = ThreadPoolExecutor(lanes, "ndpd-lane")
+            in_flight = lanes
+        else:  # the model here, post-processing in a small pool
+            pool = ThreadPoolExecutor(opts.postprocess_threads, "ndpd-post") if opts.postprocess_threads else None
+            in_flight = opts.postprocess_threads + 1
         pending: deque = deque()
+        lane_context = getattr(self.backend, "lanes", None)
+        threads = lane_context(lanes) if lanes > 1 and callable(lane_context) else nullcontext()
 
         def collect_oldest():
             item, fut = pending.popleft()
@@ -266,6 +287,7 @@ class BatchRunner:
             return item, tables
 
         thread.start()
+        threads.__enter__()
         try:
             while True:
                 try:
@@ -280,14 +302,18 @@ class BatchRunner:
                 if isinstance(got, _Failure):
                     raise got.exc
                 item, frames = got
-                raw = self._model(frames)
-                if pool is not None:
-                    pending.append((item, pool.submit(self._post, raw, frames)))
+                if lanes > 1:
+                    pending.append((item, pool.submit(self._whole, frames)))
                 else:
-                    pending.append((item, self._post(raw, frames)))
-                del frames, raw, got
+                    raw = self._model(frames)
+                    if pool is not None:
+                        pending.append((item, pool.submit(self._post, raw, frames)))
+                    else:
+                        pending.append((item, self._post(raw, frames)))
+                    del raw
+                del frames, got
                 self.stats.max_pending_postprocess = max(self.stats.max_pending_postprocess, len(pending))
-                while len(pending) > opts.postprocess_threads:
+                while len(pending) >= in_flight:
                     yield collect_oldest()
             while pending:
                 yield collect_oldest()
@@ -303,6 +329,7 @@ class BatchRunner:
                 log.warning("the reader thread is still blocked in a read; leaving it behind (daemon thread)")
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
+            threads.__exit__(None, None, None)
 
     # -- public ----------------------------------------------------------------------------------------------------
     def iter_ranges(self, source: Any, ranges: Sequence[tuple[int, int]],

@@ -25,6 +25,7 @@ def _opts(**kw):
         {"mode": "async", "batch_size": 5, "chunk_size": 16},  # batches cut at chunk ends
         {"mode": "async", "batch_size": 64, "postprocess_threads": 0},
         {"mode": "async", "batch_size": 3, "prefetch": 1, "postprocess_threads": 2},
+        {"mode": "async", "batch_size": 4, "lanes": 3, "chunk_size": 16},  # whole batches in 3 threads at once
     ],
 )
 def test_modes_give_the_reference_result(sim, reference, backend_cls, kw):
@@ -80,6 +81,18 @@ def test_async_memory_bound_does_not_grow_with_the_scan(n_rx):
     assert s.max_queued <= 2
     assert s.max_pending_postprocess <= 1 + 1
     assert s.max_alive_batches <= 2 + 2 + 1  # prefetch + reader + model + post-processing
+
+
+def test_lanes_bound_the_batches_in_flight():
+    data = np.random.default_rng(4).random((16, 8, 32, 32), dtype=np.float32)
+    runner = BatchRunner(LocalMaxima(delay_s=0.002), _opts(batch_size=4, prefetch=2, lanes=3))
+    assert runner.lanes() == 3
+    runner.run(data)
+    s = runner.stats
+    assert s.batches == 32
+    assert 2 <= s.max_pending_postprocess <= 3  # the lanes were used at once, never more than 3
+    assert s.max_alive_batches <= 2 + 1 + 3  # prefetch + reader + lanes
+    assert BatchRunner(LocalMaxima(), _opts()).lanes() == 1  # a backend without default_lanes() gets one
 
 
 def test_reader_stops_at_the_prefetch_bound():
