@@ -9,6 +9,7 @@ $PY benchmarks/bench_accuracy.py
 $PY benchmarks/bench_bounds.py
 $PY benchmarks/bench_precision.py
 $PY benchmarks/bench_noise_filter.py
+$PY benchmarks/bench_completion.py
 $PY benchmarks/bench_strain.py
 $PY benchmarks/bench_strain.py --size 512 --doses 1e6
 $PY benchmarks/bench_sweeps.py

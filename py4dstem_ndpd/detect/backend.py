@@ -66,6 +66,11 @@ class DetectOptions:
         ``"autocorrelation"``; ``None`` keeps every detection. At 10⁴ e⁻ the network also fires on clusters of a
         few background electrons (SNR 2-4, 20-30 px from any disk); this removes most of them and a few faint real
         disks (``docs/refinement.md``).
+    min_snr_empty_sites : float or None
+        Lattice completion: also report a disk at every empty site of a fitted lattice where the integrated SNR
+        (the refinement's estimate) reaches this, with confidence 0 (the network did not find it;
+        :func:`~py4dstem_ndpd.refine.complete.complete_lattices`). ``None`` (default) adds nothing. Applies with
+        ``refine="lattice"`` or ``"autocorrelation"``; see ``docs/refinement.md`` for what it adds at low dose.
     refine_options : RefineOptions or None
         Settings of the refinement (:class:`~py4dstem_ndpd.refine.RefineOptions`); ``None`` uses its defaults,
         which need no tuning. For example ``RefineOptions(gain=50.0)`` for counts multiplied by an integer after
@@ -81,6 +86,7 @@ class DetectOptions:
     batch_size: int = 32
     max_disks: int = 1000
     min_snr_off_lattice: float | None = 5.0
+    min_snr_empty_sites: float | None = None
     refine_options: RefineOptions | None = None
 
     def __post_init__(self) -> None:
@@ -98,6 +104,10 @@ class DetectOptions:
             raise ConfigError(f"batch_size must be > 0, got {self.batch_size!r}.")
         if int(self.max_disks) <= 0:
             raise ConfigError(f"max_disks must be > 0, got {self.max_disks!r}.")
+        if self.min_snr_empty_sites is not None and not float(self.min_snr_empty_sites) > 0:
+            raise ConfigError(
+                f"min_snr_empty_sites must be > 0 or None (no lattice completion), got {self.min_snr_empty_sites!r}."
+            )
         if self.refine_options is not None and not isinstance(self.refine_options, RefineOptions):
             raise ConfigError(
                 f"refine_options must be a py4dstem_ndpd.refine.RefineOptions or None, got "
@@ -322,6 +332,7 @@ class NDPDBackend:
 
             r = refine(fr, centres, radius_px=radius, method=self.options.refine, options=self.options.refine_options)
             centres = r.centres
+            added = self._empty_sites(fr, r, radius)
             if self.options.min_snr_off_lattice is not None:
                 from ..refine import noise_detections
                 from .decode import Decoded
@@ -330,6 +341,8 @@ class NDPDBackend:
                 keep = [~f for f in drop]
                 decoded = [Decoded(d.cx[k], d.cy[k], d.w[k], d.h[k], d.score[k]) for d, k in zip(decoded, keep)]
                 centres = [c[k] for c, k in zip(centres, keep)]
+            if added is not None:
+                decoded, centres = _append_sites(decoded, centres, added)
         t4 = time.perf_counter()
         out = []
         H, W = frames.shape[1:]
@@ -345,8 +358,38 @@ class NDPDBackend:
         self.times.add(refine=t4 - t3, decode=t5 - t4, frames=len(frames))
         return out
 
+    def _empty_sites(self, frames: np.ndarray, r, radius: float):
+        """Lattice completion (``min_snr_empty_sites``), or None when it is off."""
+        if self.options.min_snr_empty_sites is None:
+            return None
+        from ..refine.complete import CompletionOptions, complete_lattices
+        from ..refine.gain import estimate_gain
+
+        ro = self.options.refine_options
+        gain = ro.gain if ro is not None and ro.gain is not None else estimate_gain(frames)
+        return complete_lattices(frames, r, radius, CompletionOptions(min_snr=float(self.options.min_snr_empty_sites)),
+                                 gain=gain)
+
     def _detect_batch(self, frames: np.ndarray) -> list[np.ndarray]:
         return self.postprocess(self.infer(frames), frames)
+
+
+def _append_sites(decoded: list, centres: list, added) -> tuple[list, list]:
+    """Add the disks of lattice completion to each pattern's detections (score 0: not found by the network)."""
+    from .decode import Decoded
+
+    out_d, out_c = [], []
+    for n, (d, c) in enumerate(zip(decoded, centres)):
+        k = added.group == n
+        m = int(k.sum())
+        if m == 0:
+            out_d.append(d)
+            out_c.append(c)
+            continue
+        z = np.zeros(m, np.float32)
+        out_d.append(Decoded(*(np.concatenate([a, z]) for a in (d.cx, d.cy, d.w, d.h, d.score))))
+        out_c.append(np.concatenate([np.asarray(c, np.float64).reshape(-1, 2), added.centres[k]]))
+    return out_d, out_c
 
 
 class _LaneThreads:
