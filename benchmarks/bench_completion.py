@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from _machine import machine_info
+from _randomised import match_counts
 from py4dstem_ndpd.detect.backend import DetectOptions, NDPDBackend
-from py4dstem_ndpd.evaluate import edge_distance, evaluate_detections, match_peaks
+from py4dstem_ndpd.evaluate import evaluate_detections
 from py4dstem_ndpd.peaks import ScanPeaks
 from py4dstem_ndpd.synth import Acquisition, simulate_preset
-from py4dstem_ndpd.synth.randomized import RANDOMIZATIONS, random_pattern
 
 HERE = Path(__file__).parent
 THRESHOLDS = (None, 3.0, 4.0)
@@ -65,22 +65,7 @@ def randomised(thresholds, seed: int, n: int) -> list[dict]:
     backends = {t: NDPDBackend(None, DetectOptions(batch_size=1, min_snr_empty_sites=t)) for t in thresholds}
     rows = []
     for name in ("v1", "v3"):
-        rng = np.random.default_rng(seed)
-        counts = {t: {"matched": 0, "unmatched": 0} for t in thresholds}
-        n_true = 0
-        for _ in range(n):
-            pat = random_pattern(rng, RANDOMIZATIONS[name])
-            shape = pat.counts.shape
-            c = pat.centres
-            true = c[edge_distance(c[:, 0], c[:, 1], shape) >= pat.radius] if len(c) else np.zeros((0, 2))
-            n_true += len(true)
-            for t, be in backends.items():
-                d = be.detect(pat.counts)[0]
-                q = np.stack([d["qx"], d["qy"]], 1)
-                q = q[edge_distance(q[:, 0], q[:, 1], shape) >= pat.radius]
-                di, _ = match_peaks(q, true, pat.radius)
-                counts[t]["matched"] += len(di)
-                counts[t]["unmatched"] += len(q) - len(di)
+        n_true, counts = match_counts(backends, name, seed, n)
         row = {"randomization": name, "patterns": n, "seed": seed, "labelled_disks": n_true}
         for t, v in counts.items():
             row[_key(t)] = dict(v, recall=v["matched"] / max(n_true, 1))

@@ -17,12 +17,9 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 from _machine import machine_info
+from _randomised import match_counts
 from py4dstem_ndpd.detect.backend import DetectOptions, NDPDBackend
-from py4dstem_ndpd.evaluate import edge_distance, match_peaks
-from py4dstem_ndpd.synth.randomized import RANDOMIZATIONS, random_pattern
 
 HERE = Path(__file__).parent
 HELD_OUT_SEED = 91_000
@@ -37,23 +34,7 @@ def main() -> None:
                 "filter_off": NDPDBackend(None, DetectOptions(batch_size=1, min_snr_off_lattice=None))}
     rows = []
     for name in ("v1", "v3"):
-        rng = np.random.default_rng(a.seed)
-        counts = {k: {"matched": 0, "unmatched": 0, "detections": 0} for k in backends}
-        n_true = 0
-        for _ in range(a.patterns):
-            pat = random_pattern(rng, RANDOMIZATIONS[name])
-            shape = pat.counts.shape
-            c = pat.centres
-            true = c[edge_distance(c[:, 0], c[:, 1], shape) >= pat.radius] if len(c) else np.zeros((0, 2))
-            n_true += len(true)
-            for key, be in backends.items():
-                d = be.detect(pat.counts)[0]
-                q = np.stack([d["qx"], d["qy"]], 1)
-                q = q[edge_distance(q[:, 0], q[:, 1], shape) >= pat.radius]
-                di, _ = match_peaks(q, true, pat.radius)
-                counts[key]["matched"] += len(di)
-                counts[key]["unmatched"] += len(q) - len(di)
-                counts[key]["detections"] += len(q)
+        n_true, counts = match_counts(backends, name, a.seed, a.patterns)
         row = {"randomization": name, "patterns": a.patterns, "labelled_disks": n_true}
         for key, v in counts.items():
             row[key] = dict(v, recall=v["matched"] / max(n_true, 1))
