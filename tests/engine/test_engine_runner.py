@@ -132,6 +132,10 @@ def test_backend_error_surfaces_and_threads_stop(sim):
     with pytest.raises(ValueError, match="poisoned batch"):
         run_scan(sim.data, FailingBackend(poison=poison), options=_opts(batch_size=4, prefetch=2))
     assert not _reader_threads()
+    with pytest.raises(ValueError, match="poisoned batch"):  # raised in a lane thread
+        run_scan(sim.data, FailingBackend(poison=poison), options=_opts(batch_size=4, prefetch=2, lanes=2))
+    assert not _reader_threads()
+    assert not [t for t in threading.enumerate() if t.name.startswith("ndpd-lane")]
 
 
 def test_read_error_surfaces_and_threads_stop(sim):
