@@ -71,3 +71,18 @@ def test_ndpd_sync_async_distributed_agree(ndpd, scan128, dask_client):
     builds = [n for info in dask_client.run(backend_cache_info).values() for (cls, _), n in info["builds"].items()
               if cls == key_cls]
     assert builds and max(builds) == 1
+
+
+def test_overlapping_runs_share_the_lane_threads_and_restore_them(ndpd):
+    import torch
+
+    before = torch.get_num_threads()
+    first, second = ndpd.lanes(2), ndpd.lanes(2)
+    first.__enter__()
+    inside = torch.get_num_threads()
+    assert inside == max(1, before // 2)
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert torch.get_num_threads() == inside  # the second run is still going
+    second.__exit__(None, None, None)
+    assert torch.get_num_threads() == before
