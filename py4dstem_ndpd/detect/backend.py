@@ -363,12 +363,8 @@ class NDPDBackend:
         if self.options.min_snr_empty_sites is None:
             return None
         from ..refine.complete import CompletionOptions, complete_lattices
-        from ..refine.gain import estimate_gain
 
-        ro = self.options.refine_options
-        gain = ro.gain if ro is not None and ro.gain is not None else estimate_gain(frames)
-        return complete_lattices(frames, r, radius, CompletionOptions(min_snr=float(self.options.min_snr_empty_sites)),
-                                 gain=gain)
+        return complete_lattices(frames, r, radius, CompletionOptions(min_snr=float(self.options.min_snr_empty_sites)))
 
     def _detect_batch(self, frames: np.ndarray) -> list[np.ndarray]:
         return self.postprocess(self.infer(frames), frames)

@@ -160,6 +160,8 @@ class Refinement:
     snr : list of ndarray
         Per pattern, (K_i,) SNR estimate of each disk.
     method : str
+    gain : float
+        Counts per electron the SNR estimates used (given, or read from the frames; 1 where nothing was refined).
     """
 
     centres: list[np.ndarray]
@@ -170,6 +172,7 @@ class Refinement:
     snr: list[np.ndarray]
     method: str
     timings: dict = field(default_factory=dict)
+    gain: float = 1.0
 
 
 def _as_centres(centres: Sequence) -> list[np.ndarray]:
@@ -267,7 +270,7 @@ def refine(
     out[pf.probe[has]] = pf.positions[pf.probe[has]]
     if method == "probe":
         return Refinement(centres=split(out), origin=origin, bases=bases, lattice=split(lat), uv=split(uv),
-                          snr=split(pf.snr), method=method, timings=timings)
+                          snr=split(pf.snr), method=method, timings=timings, gain=float(opts.gain))
 
     # --- index the detected centres on up to L lattices per pattern (small arrays; loop over patterns) ------
     t0 = time.perf_counter()
@@ -346,7 +349,7 @@ def refine(
     log.debug("refine(%s): %d patterns, %d disks, %d on a lattice, %d patterns with two or more lattices",
               method, N, K, int((lat >= 0).sum()), int(np.sum(np.isfinite(bases[:, 1:, 0, 0]).any(1))))
     return Refinement(centres=split(out), origin=origin, bases=bases, lattice=split(lat), uv=split(uv),
-                      snr=split(pf.snr), method=method, timings=timings)
+                      snr=split(pf.snr), method=method, timings=timings, gain=float(opts.gain))
 
 
 def refine_centres(

@@ -167,7 +167,7 @@ def site_snr(frames: np.ndarray, group: np.ndarray, centres: np.ndarray, radius_
 
 
 def complete_lattices(frames: np.ndarray, r: Refinement, radius_px: float,
-                      options: CompletionOptions | None = None, gain: float = 1.0) -> Completion:
+                      options: CompletionOptions | None = None, gain: float | None = None) -> Completion:
     """Disks at empty sites of the fitted lattices (see module docstring).
 
     Parameters
@@ -180,8 +180,8 @@ def complete_lattices(frames: np.ndarray, r: Refinement, radius_px: float,
     radius_px : float
         Disk radius, px.
     options : CompletionOptions, optional
-    gain : float
-        Detector counts per electron (:func:`~py4dstem_ndpd.refine.estimate_gain`).
+    gain : float, optional
+        Detector counts per electron; default: the one the refinement used (``r.gain``).
 
     Returns
     -------
@@ -191,5 +191,5 @@ def complete_lattices(frames: np.ndarray, r: Refinement, radius_px: float,
     o = options or CompletionOptions()
     frames = np.asarray(frames)
     cand = empty_sites(r, frames.shape[1:], radius_px, o)
-    cand.snr = site_snr(frames, cand.group, cand.centres, radius_px, gain)
+    cand.snr = site_snr(frames, cand.group, cand.centres, radius_px, r.gain if gain is None else gain)
     return cand.select(cand.snr >= o.min_snr)

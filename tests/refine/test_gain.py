@@ -19,3 +19,13 @@ def test_integer_continuous_and_empty_data_give_one():
     assert estimate_gain(COUNTS + np.random.default_rng(1).normal(0, 0.1, COUNTS.shape)) == 1.0
     assert estimate_gain(np.zeros((2, 8, 8), np.float32)) == 1.0
     assert estimate_gain(np.zeros((0, 8, 8), np.float32)) == 1.0
+
+
+def test_the_refinement_reports_the_gain_it_used(case):
+    from py4dstem_ndpd.refine import RefineOptions, refine
+    from py4dstem_ndpd.refine.benchmark import detector_like
+
+    c = case("si_sige_multilayer", 1e5)
+    det = detector_like(c.truth)
+    assert refine(c.frames * 0.25, det, radius_px=c.radius).gain == pytest.approx(0.25)  # read from the data
+    assert refine(c.frames, det, radius_px=c.radius, options=RefineOptions(gain=7.0)).gain == 7.0  # given
