@@ -100,6 +100,8 @@ def external() -> None:
             if m in r:
                 p, i = r[m]["peak"], r[m]["integrated"]
                 sim = r.get("simulator", d.get("simulator", "")).split(", seed")[0].replace("multislice, ", "")
+                if "thickness_nm" in r:
+                    sim += ", " + "/".join(f"{t:g}" for t in r["thickness_nm"]) + " nm"
                 print(f"| {sim} | {r['dose']:.0e} | {r['radius_px']:.1f} | {NAMES.get(m, m)} | {p['n_true']} / {f(p['recall'])} / "
                       f"{f(p['precision'])} / {f(p['error_rms'], 3)} / {f(p['error_median'], 3)} | {i['n_true']} / "
                       f"{f(i['recall'])} / {f(i['precision'])} / {f(i['error_rms'], 3)} |")
