@@ -32,6 +32,11 @@ def test_choose_probes_finds_a_direct_beam_that_is_not_the_brightest_disk():
     assert choose_probes(c[few], counts[few], np.zeros(6, int), 1, 4.0)[0] == int(np.argmax(counts[few]))
     # a pattern without disks
     assert choose_probes(c[:0], counts[:0], np.zeros(0, int), 1, 4.0)[0] == -1
+    # intensities without Friedel symmetry (a tilted crystal, or the randomised training patterns): no candidate
+    # is a clear centre of symmetry, so the brightest disk stays the probe
+    for seed in range(20):
+        rand = np.random.default_rng(seed).lognormal(0.0, 1.5, k)
+        assert choose_probes(c, rand, np.zeros(k, int), 1, 4.0)[0] == int(np.argmax(rand)), seed
 
 
 def test_refinement_takes_its_origin_from_the_direct_beam_of_a_thick_crystal_pattern():
