@@ -139,7 +139,13 @@ def choose_probes(centres: np.ndarray, counts: np.ndarray, group: np.ndarray, n_
         top = np.argsort(-c, kind="stable")[:candidates]  # local indices; top[0] is the brightest
         top = top[c[top] >= min_brightness * c[top[0]]]
         pts = centres[idx]
-        d, i = cKDTree(pts).query((2.0 * pts[top, None, :] - pts[None]).reshape(-1, 2), distance_upper_bound=tol)
+        tree = cKDTree(pts)
+        d0, i0 = tree.query(2.0 * pts[top[0]] - pts, distance_upper_bound=tol)
+        hit0 = np.isfinite(d0)
+        hit0[top[0]] = False
+        if np.minimum(c[hit0], c[i0[hit0]]).sum() / c.sum() * factor >= 1.0:
+            continue  # the brightest disk is already too good a centre to be beaten
+        d, i = tree.query((2.0 * pts[top, None, :] - pts[None]).reshape(-1, 2), distance_upper_bound=tol)
         d, i = d.reshape(len(top), -1), i.reshape(len(top), -1)
         hit = np.isfinite(d)
         hit[np.arange(len(top)), top] = False  # a disk is not its own mirror
@@ -330,13 +336,15 @@ def asymmetry(spectra: np.ndarray, centres: np.ndarray) -> np.ndarray:
     w = spectra.shape[-1]
     half = w // 2
     k = np.fft.fftfreq(w)
-    # W(2c - x) with x = index - half  <->  index i' = 2 (c + half) - i
+    # W(2c - x) with x = index - half  <->  index i' = 2 (c + half) - i, so W' has the spectrum conj(F) e^(-i phi)
+    # (phi = 2 pi k . s). |W - W'|^2 = 2 (P - X) and |W + W'|^2 = 2 (P + X) with P = sum |F|^2 and
+    # X = Re sum F conj(F') = Re sum F^2 e^(i phi); the phase factorises over the two axes.
     s = 2.0 * (np.asarray(centres, dtype=np.float64) + half)
-    phase = np.exp(-2j * np.pi * (k[None, :, None] * s[:, 0, None, None] + k[None, None, :] * s[:, 1, None, None]))
-    rot = np.conj(spectra) * phase
-    num = np.sum(np.abs(spectra - rot) ** 2, axis=(1, 2))
-    den = np.sum(np.abs(spectra + rot) ** 2, axis=(1, 2))
-    return num / np.maximum(den, 1e-300)
+    ex = np.exp(2j * np.pi * s[:, 0, None] * k[None, :])
+    ey = np.exp(2j * np.pi * s[:, 1, None] * k[None, :])
+    X = np.einsum("ki,kij,kj->k", ex, spectra * spectra, ey).real
+    P = np.sum(spectra.real**2 + spectra.imag**2, axis=(1, 2))
+    return (P - X) / np.maximum(P + X, 1e-300)
 
 
 def asymmetric_patterns(spectra: np.ndarray, local: np.ndarray, snr: np.ndarray, group: np.ndarray,
