@@ -192,3 +192,20 @@ def newton_maximum(spectra: np.ndarray, start: np.ndarray, *, iterations: int = 
         if np.max(np.abs(d), initial=0.0) < tol:
             break
     return p
+
+
+def group_median(values: np.ndarray, group: np.ndarray, use: np.ndarray, n_groups: int) -> np.ndarray:
+    """Median of ``values[use]`` within each group (NaN for empty groups), without a loop over groups."""
+    med = np.full(n_groups, np.nan)
+    if not np.any(use):
+        return med
+    v, gg = values[use], group[use]
+    order = np.lexsort((v, gg))
+    gg, v = gg[order], v[order]
+    bounds = np.searchsorted(gg, np.arange(n_groups + 1))
+    cnt = np.diff(bounds)
+    has = cnt > 0
+    lo = bounds[:-1][has] + (cnt[has] - 1) // 2
+    hi = bounds[:-1][has] + cnt[has] // 2
+    med[has] = 0.5 * (v[lo] + v[hi])
+    return med

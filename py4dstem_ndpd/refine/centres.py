@@ -54,6 +54,7 @@ from typing import Literal, Sequence
 import numpy as np
 
 from ..exceptions import ConfigError, InputError
+from ._windows import group_median
 from .autocorr import _usable_lag, autocorrelation, refine_autocorrelation_peaks, robust_basis_fit
 from .lattice import find_basis, index_points
 from .probe import ProbeFit, probe_positions
@@ -591,7 +592,7 @@ def _fit_from_disks(pf, detected, uv, gid, sel, origin, n_groups, opts, rounds: 
         res = np.linalg.norm(Y - pred, axis=1)
         z = res * np.sqrt(w)
         use = w > 0
-        med = _group_median(z, grp, use, n_groups)
+        med = group_median(z, grp, use, n_groups)
         cut = np.maximum(4.0, 3.0 * np.nan_to_num(med, nan=np.inf))
         bad = use & ((z > cut[grp]) | (res > 2.0))
         if not np.any(bad):
@@ -618,9 +619,9 @@ def _detector_sigma(pf, detected, k, g, n_groups: int, floor: float, min_snr: fl
     if not np.any(counts >= min_disks):
         return sigma
     d = detected[k] - pf.positions[k]
-    off = np.stack([_group_median(d[:, a], g, use, n_groups) for a in (0, 1)], 1)
+    off = np.stack([group_median(d[:, a], g, use, n_groups) for a in (0, 1)], 1)
     r2 = np.sum((d - np.nan_to_num(off)[g]) ** 2, axis=1)
-    est = np.sqrt(_group_median(r2, g, use, n_groups) / (2.0 * np.log(2.0)))
+    est = np.sqrt(group_median(r2, g, use, n_groups) / (2.0 * np.log(2.0)))
     ok = (counts >= min_disks) & np.isfinite(est)
     sigma[ok] = np.maximum(floor, est[ok])
     return sigma
@@ -684,7 +685,7 @@ def _choose_variant(pf, detected, uv, gid, sel, origin, L, opts, fitted, crowded
     for i, (pos, B) in enumerate(variants):
         site = org + np.einsum("ku,kuj->kj", u, B[g])
         res = np.linalg.norm(pos[k] - site, axis=1)
-        m = _group_median(res, pattern, np.isfinite(res), N)
+        m = group_median(res, pattern, np.isfinite(res), N)
         ok = np.all(np.isfinite(B.reshape(N, L, 4)) | ~np.isfinite(fitted.reshape(N, L, 4)), axis=(1, 2))
         med[i] = np.where(np.isfinite(m) & ok, m, np.inf)
     med[0] = np.where(np.isfinite(med[0]), med[0], -np.inf)  # no verdict: keep the hybrid correlation
@@ -693,23 +694,6 @@ def _choose_variant(pf, detected, uv, gid, sel, origin, L, opts, fitted, crowded
     fitted_out = bases[chosen, np.arange(N)].reshape(N * L, 2, 2)
     per_disk = np.stack([pos for pos, _ in variants])  # (V, K, 2)
     return chosen, fitted_out, per_disk[chosen[group], np.arange(len(group))]
-
-
-def _group_median(values: np.ndarray, group: np.ndarray, use: np.ndarray, n_groups: int) -> np.ndarray:
-    """Median of ``values[use]`` within each group (NaN for empty groups), without a loop over groups."""
-    med = np.full(n_groups, np.nan)
-    if not np.any(use):
-        return med
-    v, gg = values[use], group[use]
-    order = np.lexsort((v, gg))
-    gg, v = gg[order], v[order]
-    bounds = np.searchsorted(gg, np.arange(n_groups + 1))
-    cnt = np.diff(bounds)
-    has = cnt > 0
-    lo = bounds[:-1][has] + (cnt[has] - 1) // 2
-    hi = bounds[:-1][has] + cnt[has] // 2
-    med[has] = 0.5 * (v[lo] + v[hi])
-    return med
 
 
 def _overlapping_lags(g: np.ndarray, lags: np.ndarray, L: int, distance: float) -> np.ndarray:

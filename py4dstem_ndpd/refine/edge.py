@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._windows import grid_maximum, newton_maximum, parabola_vertex
+
 #: Ring width ``w`` of the edge score, px.
 RING_WIDTH_PX = 0.8
 #: Median :func:`~py4dstem_ndpd.refine.probe.asymmetry` of the bright disks above which a pattern's disks get
@@ -129,10 +131,7 @@ def probe_radius(gx: np.ndarray, gy: np.ndarray, half: int, centres: np.ndarray,
     s = edge_score(gx.reshape(n, -1)[:, idx], gy.reshape(n, -1)[:, idx], X, Y,
                    np.repeat(centres[:, None, :], len(radii), 1), np.broadcast_to(radii, (n, len(radii))))
     i = np.clip(s.argmax(1), 1, len(radii) - 2)
-    a, b, c = (s[np.arange(n), i + d] for d in (-1, 0, 1))
-    den = a - 2 * b + c
-    with np.errstate(divide="ignore", invalid="ignore"):
-        off = np.clip(np.where(den < 0, 0.5 * (a - c) / den, 0.0), -0.5, 0.5)
+    off = parabola_vertex(np.stack([s[np.arange(n), i + d] for d in (-1, 0, 1)], -1))
     out = radii[i] + off * step
     return np.where(s.max(1) > 0, out, nominal)
 
@@ -229,8 +228,6 @@ def edge_positions(gx: np.ndarray, gy: np.ndarray, half: int, start: np.ndarray,
     ndarray, shape (K, 2)
         Local centres, px.
     """
-    from ._windows import grid_maximum, newton_maximum
-
     K = len(start)
     if K == 0:
         return np.zeros((0, 2))

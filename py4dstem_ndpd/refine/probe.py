@@ -38,7 +38,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._windows import extract_windows, grid_maximum, newton_maximum, radial_grid, remove_background, taper
+from ._windows import (extract_windows, grid_maximum, group_median, newton_maximum, radial_grid, remove_background,
+                       taper)
 from .edge import edge_positions, probe_radius, window_gradients
 
 
@@ -140,19 +141,21 @@ def choose_probes(centres: np.ndarray, counts: np.ndarray, group: np.ndarray, n_
         top = top[c[top] >= min_brightness * c[top[0]]]
         pts = centres[idx]
         tree = cKDTree(pts)
-        d0, i0 = tree.query(2.0 * pts[top[0]] - pts, distance_upper_bound=tol)
-        hit0 = np.isfinite(d0)
-        hit0[top[0]] = False
-        if np.minimum(c[hit0], c[i0[hit0]]).sum() / c.sum() * factor >= 1.0:
-            continue  # the brightest disk is already too good a centre to be beaten
-        d, i = tree.query((2.0 * pts[top, None, :] - pts[None]).reshape(-1, 2), distance_upper_bound=tol)
-        d, i = d.reshape(len(top), -1), i.reshape(len(top), -1)
-        hit = np.isfinite(d)
-        hit[np.arange(len(top)), top] = False  # a disk is not its own mirror
-        score = np.where(hit, np.minimum(c[None], c[np.where(hit, i, 0)]), 0.0).sum(1) / c.sum()
+
+        def scores(cand):
+            d, i = tree.query((2.0 * pts[cand, None, :] - pts[None]).reshape(-1, 2), distance_upper_bound=tol)
+            d, i = d.reshape(len(cand), -1), i.reshape(len(cand), -1)
+            hit = np.isfinite(d)
+            hit[np.arange(len(cand)), cand] = False  # a disk is not its own mirror
+            return np.where(hit, np.minimum(c[None], c[np.where(hit, i, 0)]), 0.0).sum(1) / c.sum()
+
+        bar = max(min_score, factor * float(scores(top[:1])[0]))
+        if bar > 1.0 or len(top) < 2:
+            continue  # the brightest disk is already too good a centre to be beaten (scores are <= 1)
+        score = scores(top[1:])
         best = int(np.argmax(score))
-        if best != 0 and score[best] >= max(min_score, factor * score[0]):
-            probe[n] = idx[top[best]]
+        if score[best] >= bar:
+            probe[n] = idx[top[1 + best]]
     return probe
 
 
@@ -366,18 +369,12 @@ def asymmetric_patterns(spectra: np.ndarray, local: np.ndarray, snr: np.ndarray,
     n_frames = len(probe)
     use = snr >= min_snr
     use[probe[probe >= 0]] = False
-    out = np.zeros(n_frames, dtype=bool)
     k = np.nonzero(use)[0]
     if k.size == 0:
-        return out
-    a = asymmetry(spectra[k], local[k])
+        return np.zeros(n_frames, dtype=bool)
     g = group[k]
-    order = np.lexsort((a, g))
-    g, a = g[order], a[order]
-    bounds = np.searchsorted(g, np.arange(n_frames + 1))
-    for n in np.nonzero(np.diff(bounds) >= min_disks)[0]:
-        out[n] = np.median(a[bounds[n]:bounds[n + 1]]) > ASYMMETRY_GATE
-    return out
+    med = group_median(asymmetry(spectra[k], local[k]), g, np.ones(len(k), dtype=bool), n_frames)
+    return (np.bincount(g, minlength=n_frames) >= min_disks) & (np.nan_to_num(med) > ASYMMETRY_GATE)
 
 
 def _edge_variant(F, Fp, has, group, t, local, start, bright, half, radius_px, max_shift_px):
