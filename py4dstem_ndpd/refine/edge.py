@@ -5,7 +5,7 @@ Why: in thick crystals the intensity inside a diffracted disk is far from unifor
 patterns (SrTiO3 [001] at 50 nm, Si [110] at 30-60 nm), many disks are bright crescents hugging the side that
 faces the direct beam. Every estimator that weighs intensity (the plain cross-correlation with the probe, and
 even the whitened *hybrid* correlation, which also weighs the crescent's inner boundary) places such a disk
-0.3-1.5 px towards the pattern centre. The same bias in every disk of a lattice reads as a lattice 1-3 % too
+0.3-1.5 px towards the pattern centre. The same bias in every disk of a lattice reads as a lattice 2-4 % too
 small, i.e. a spurious strain.
 
 What stays put is the disk's boundary, the image of the condenser aperture: where the crescent touches it, the
@@ -21,7 +21,9 @@ correlation, pulls. A dark part of the rim contributes nothing; the lit arc pins
 which is the direction the dynamical bias acts in.
 
 The ring radius is the direct beam's own, measured with the same score (its centre fixed at its centroid), so a
-soft aperture edge or detector blur enters the probe and the disks alike.
+soft aperture edge or detector blur enters the probe and the disks alike. It is not unbiased: blurring a bright
+rim moves its steepest descent outwards, so a crescent hugging the rim still comes out 0.3-0.5 px towards the
+direct beam (rendered crescents, ``tests/refine/test_edge.py``), against 1.5-2.5 px for the correlations.
 
 Everything is vectorised over the disks of a batch. Within each of 8 angular sectors of the ring the outward
 direction is taken as constant, which makes the score a sum of 8 linear correlations (FFTs); its maximum within
@@ -43,7 +45,7 @@ ASYMMETRY_GATE = 0.1
 SECTORS = 8
 #: Radius search around the nominal radius: half-range and step, px.
 RADIUS_SEARCH_PX = (1.5, 0.05)
-#: Disks scored at once (bounds the temporary arrays to ~10-60 MB each).
+#: Disks scored at once (bounds the temporary arrays to a few MB each).
 CHUNK = 128
 
 
