@@ -88,4 +88,4 @@ def test_edge_variant_fixes_the_lattice_of_a_thick_multislice_pattern():
     for edge in (False, True):
         r = refine(frame[None], [start], radius_px=t.disk_radius, options=RefineOptions(edge=edge))
         rms[edge] = float(np.sqrt(np.mean(np.sum((r.centres[0] - truth) ** 2, 1))))
-    assert rms[True] < 0.35 and rms[False] > 0.7, rms  # measured 0.19 and 1.02 px
+    assert rms[True] < 0.35 and rms[False] > 0.7, rms  # measured 0.20 and 1.47 px
