@@ -101,8 +101,8 @@ def choose_probes(centres: np.ndarray, counts: np.ndarray, group: np.ndarray, n_
     ``min_brightness`` times the brightest one's counts) is scored by the
     fraction of the pattern's counts in disks ``q`` whose mirror ``2 p - q`` is also a detected disk (within half
     a radius, at least 1.5 px), counting ``min(I_q, I_mirror)``. (On that pattern: 0.93 for the direct beam,
-    0.19 for the brightest disk, which was 6x brighter; 0.75-0.93 against 0.02-0.19 on the four thick-crystal
-    abTEM sets.) A candidate replaces the brightest disk when its score is at least ``min_score`` and ``factor``
+    0.19 for the brightest disk, which was 6x brighter; 0.75-0.93 against 0.02-0.19 in the three thick-crystal
+    abTEM sets where the direct beam was not the brightest disk.) A candidate replaces the brightest disk when its score is at least ``min_score`` and ``factor``
     times the brightest disk's, in patterns with at least ``min_disks`` disks. The limits come from two failures:
     at 1e3 electrons, with 7 disks, a 14-count disk won over the 252-count direct beam; and in a randomised
     pattern whose disk intensities obey no Friedel symmetry (as in a tilted crystal) a switch on scores near 0
