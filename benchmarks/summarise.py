@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 R = Path(__file__).parent / "results"
 NAMES = {"ndpd": "NDPD", "ndpd_dfl": "NDPD, DFL centres only", "ndpd_box": "NDPD, rounded boxes", "template": "template matching"}
 
@@ -102,6 +104,8 @@ def external() -> None:
                 sim = r.get("simulator", d.get("simulator", "")).split(", seed")[0].replace("multislice, ", "")
                 if "thickness_nm" in r:
                     sim += ", " + "/".join(f"{t:g}" for t in r["thickness_nm"]) + " nm"
+                if r.get("tilt_mrad"):
+                    sim += ", tilt " + "/".join(f"{np.hypot(*t):.0f}" for t in r["tilt_mrad"]) + " mrad"
                 print(f"| {sim} | {r['dose']:.0e} | {r['radius_px']:.1f} | {NAMES.get(m, m)} | {p['n_true']} / {f(p['recall'])} / "
                       f"{f(p['precision'])} / {f(p['error_rms'], 3)} / {f(p['error_median'], 3)} | {i['n_true']} / "
                       f"{f(i['recall'])} / {f(i['precision'])} / {f(i['error_rms'], 3)} |")

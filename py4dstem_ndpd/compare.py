@@ -50,6 +50,10 @@ class CompareOptions:
         :mod:`py4dstem_ndpd.backends.tempo4d`).
     min_snr : float
         With truth: count true disks with peak SNR >= this.
+    vacuum : ndarray or None
+        A vacuum probe for template matching (any form :func:`~py4dstem_ndpd.baseline.template_matching` takes);
+        ``None``: derived from the data (the mean aligned central disk). Give one where the direct beam is not
+        the brightest disk (crystals off a zone axis), as a py4DSTEM user would.
     """
 
     detect: DetectOptions = field(default_factory=DetectOptions)
@@ -58,6 +62,7 @@ class CompareOptions:
     stages: bool = True
     tempo4d: bool = False
     min_snr: float = 3.0
+    vacuum: np.ndarray | None = None
 
 
 @dataclass
@@ -176,7 +181,7 @@ def compare(datacube, *, truth=None, options: CompareOptions | None = None) -> C
         dt = time.perf_counter() - t0
         for k, v in stages.items():
             methods[k] = MethodResult(k, v, dt)
-    tm = template_matching(datacube, options=opts.template)
+    tm = template_matching(datacube, vacuum=opts.vacuum, options=opts.template)
     methods["template"] = MethodResult("template", tm.peaks, tm.seconds)
     settings = {k: v for k, v in tm.settings.items() if isinstance(v, (int, float, str, bool))}
     if opts.tempo4d:

@@ -7,12 +7,20 @@ Runs in its own environment (abTEM needs numpy 2; py4DSTEM 0.14 needs numpy < 2)
     /tmp/abtem-venv/bin/python benchmarks/external/simulate_abtem.py --out tests/data/abtem_si110.npz
     /tmp/abtem-venv/bin/python benchmarks/external/simulate_abtem.py --material sto001 --phonons 4 --extent 60 \
         --thickness 20 50 --convergence 2.0 3.5 --seed 1 --out tests/data/abtem_sto001.npz   # 7 min, 2 cores
+    # crystals off the zone axis (beam tilt in a random direction per pattern; 1-2 min per pattern):
+    /tmp/abtem-venv/bin/python benchmarks/external/simulate_abtem.py --thickness 30 --convergence 2.0 --tilt 8 16 \
+        --seed 31 --out tests/data/abtem_si110_tilt8-16mrad.npz                                  # validation
+    /tmp/abtem-venv/bin/python benchmarks/external/simulate_abtem.py --thickness 20 45 --convergence 1.8 \
+        --tilt 6 12 20 --seed 32 --out tests/data/abtem_si110_tilt6-20mrad.npz                   # held out
+    /tmp/abtem-venv/bin/python benchmarks/external/simulate_abtem.py --material sto001 --phonons 2 --extent 60 \
+        --thickness 25 --convergence 2.2 --tilt 10 20 --seed 33 --out tests/data/abtem_sto001_tilt10-20mrad.npz
 
 Four frozen-phonon configurations leave the thermal diffuse scattering speckled (blobs a few pixels wide between
 the disks), which makes the SrTiO3 set harder than real data, where the diffuse scattering is smooth; 10 or more
 configurations cost proportionally more.
 
-Each pattern: a 200 kV probe (convergence semi-angle per pattern) focused on a slab (thickness per pattern),
+Each pattern: a 200 kV probe (convergence semi-angle per pattern; with ``--tilt``, tilted off the zone axis by
+that many mrad in a random direction, saved as ``tilt_mrad``) focused on a slab (thickness per pattern),
 multislice, with ``--phonons`` frozen-phonon configurations averaged (thermal diffuse scattering) or none; the diffraction intensity is resampled (linear
 interpolation) onto a ``--size`` px detector of square pixels, 1.05-1.25 simulation pixels each (so lattice sites fall
 anywhere on the pixel grid), with a random sub-pixel descan offset; then Poisson noise at ``--dose`` electrons
@@ -68,7 +76,7 @@ MATERIALS = {"si110": ("Si [110]", _si110), "sto001": ("SrTiO3 [001]", _sto001)}
 
 
 def simulate(thickness_nm: float, convergence_mrad: float, size: int, extent_A: float = 100.0, *,
-             material: str = "si110", phonons: int = 0, seed: int = 0):
+             material: str = "si110", phonons: int = 0, seed: int = 0, tilt_mrad: tuple[float, float] = (0.0, 0.0)):
     import abtem
 
     atoms, cell, reps, allowed_rule = MATERIALS[material][1](extent_A, thickness_nm)
@@ -77,7 +85,9 @@ def simulate(thickness_nm: float, convergence_mrad: float, size: int, extent_A: 
     if phonons:  # frozen phonons: thermal diffuse scattering (Kikuchi bands, a diffuse background)
         atoms = abtem.FrozenPhonons(atoms, num_configs=phonons, sigmas=0.08, seed=seed)
     potential = abtem.Potential(atoms, sampling=0.1, slice_thickness=cell_z / 2, projection="infinite")
-    probe = abtem.Probe(energy=200e3, semiangle_cutoff=convergence_mrad)
+    # a tilted beam (mrad, abTEM's x and y): the crystal off its zone axis, so the Ewald sphere meets the
+    # reflections along a Laue circle; the pattern stays centred on the direct beam
+    probe = abtem.Probe(energy=200e3, semiangle_cutoff=convergence_mrad, tilt=tuple(float(t) for t in tilt_mrad))
     probe.grid.match(potential)
     cx, cy = reps[0] * cell_x / 2, reps[1] * cell_y / 2
     exit_wave = probe.multislice(potential, scan=[(cx, cy)])
@@ -158,39 +168,43 @@ def main() -> None:
     p.add_argument("--material", default="si110", choices=sorted(MATERIALS))
     p.add_argument("--phonons", type=int, default=0, help="frozen-phonon configurations (0: none)")
     p.add_argument("--extent", type=float, default=100.0, help="lateral size of the slab, A")
+    p.add_argument("--tilt", type=float, nargs="+", default=[0.0],
+                   help="beam tilts off the zone axis, mrad (each in a random direction); 0: on axis")
     a = p.parse_args()
     rng = np.random.default_rng(a.seed)
     patterns, centres, radii, meta = [], [], [], []
     all_snr, expecteds = [], []
-    for t in a.thickness:
-        for c in a.convergence:
-            t0 = time.perf_counter()
-            img, sites, r, sampling, reps = simulate(t, c, a.size, a.extent, material=a.material,
-                                                     phonons=a.phonons, seed=a.seed)
-            # square detector pixels of q_det 1/A, 1.05-1.25 simulation pixels: lattice sites off the pixel grid
-            q_det = sampling.max() / rng.uniform(0.8, 0.95)
-            scale = sampling / q_det
-            off = rng.uniform(-0.5, 0.5, 2)
-            det, mapping = to_detector(img, scale, off, a.size)
-            sites = mapping(sites)
-            r = float(np.mean(r * scale))
-            on = (sites >= -0.5).all(1) & (sites < a.size - 0.5).all(1)
-            sites = sites[on]
-            expected = det / det.sum() * a.dose
-            snr = site_snr(expected, sites, r)
-            counts = np.clip(rng.poisson(expected), 0, 65535).astype(np.uint16)
-            patterns.append(counts)
-            expecteds.append((expected / a.dose).astype(np.float32))
-            centres.append(sites)
-            all_snr.append(snr)
-            radii.append(r)
-            meta.append((t, c, off, q_det))
-            print(f"thickness {t} nm, convergence {c} mrad: radius {r:.2f} px, {len(sites)} sites, "
-                  f"{(snr >= 3).sum()} with SNR >= 3, cell reps {reps}, {time.perf_counter() - t0:.1f} s", flush=True)
+    runs = [(t, c, tl) for t in a.thickness for c in a.convergence for tl in a.tilt]
+    for t, c, tl in runs:
+        t0 = time.perf_counter()
+        phi = rng.uniform(0, 2 * np.pi) if tl else 0.0
+        tilt = (tl * np.cos(phi), tl * np.sin(phi))
+        img, sites, r, sampling, reps = simulate(t, c, a.size, a.extent, material=a.material,
+                                                 phonons=a.phonons, seed=a.seed, tilt_mrad=tilt)
+        # square detector pixels of q_det 1/A, 1.05-1.25 simulation pixels: lattice sites off the pixel grid
+        q_det = sampling.max() / rng.uniform(0.8, 0.95)
+        scale = sampling / q_det
+        off = rng.uniform(-0.5, 0.5, 2)
+        det, mapping = to_detector(img, scale, off, a.size)
+        sites = mapping(sites)
+        r = float(np.mean(r * scale))
+        on = (sites >= -0.5).all(1) & (sites < a.size - 0.5).all(1)
+        sites = sites[on]
+        expected = det / det.sum() * a.dose
+        snr = site_snr(expected, sites, r)
+        counts = np.clip(rng.poisson(expected), 0, 65535).astype(np.uint16)
+        patterns.append(counts)
+        expecteds.append((expected / a.dose).astype(np.float32))
+        centres.append(sites)
+        all_snr.append(snr)
+        radii.append(r)
+        meta.append((t, c, off, q_det, tilt))
+        print(f"thickness {t} nm, convergence {c} mrad, tilt {tl} mrad: radius {r:.2f} px, {len(sites)} sites, "
+              f"{(snr >= 3).sum()} with SNR >= 3, cell reps {reps}, {time.perf_counter() - t0:.1f} s", flush=True)
     np.savez_compressed(
         a.out, patterns=np.stack(patterns), expected=np.stack(expecteds), centres=np.concatenate(centres), counts=np.array([len(c) for c in centres]),
         snr=np.concatenate(all_snr), radius_px=np.array(radii), q_pixel_size=np.array([m[3] for m in meta]), thickness_nm=np.array([m[0] for m in meta]),
-        convergence_mrad=np.array([m[1] for m in meta]), origin=np.array([a.size // 2 + m[2] for m in meta]),
+        convergence_mrad=np.array([m[1] for m in meta]), tilt_mrad=np.array([m[4] for m in meta]), origin=np.array([a.size // 2 + m[2] for m in meta]),
         dose=a.dose, simulator=(f"abTEM {__import__('abtem').__version__} multislice, {MATERIALS[a.material][0]}, 200 kV"
                                 + (f", {a.phonons} frozen phonons" if a.phonons else "") + f", seed {a.seed}"),
     )

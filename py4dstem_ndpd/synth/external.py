@@ -40,7 +40,8 @@ class ExternalScan:
     index : ndarray of int (N,)
         Pattern numbers in the file.
     meta : dict
-        ``thickness_nm``, ``convergence_mrad`` per pattern and the ``simulator`` string.
+        ``thickness_nm``, ``convergence_mrad``, ``tilt_mrad`` (beam tilt off the zone axis, (tx, ty) mrad; None in
+        files made without one) per pattern and the ``simulator`` string.
     """
 
     frames: np.ndarray
@@ -236,7 +237,8 @@ def load_external(path: str | Path, dose: float | None = None, seed: int = 0, *,
         )
         meta = {"simulator": str(d.get("simulator", "external")),
                 "thickness_nm": d["thickness_nm"][idx].tolist() if "thickness_nm" in d else None,
-                "convergence_mrad": d["convergence_mrad"][idx].tolist() if "convergence_mrad" in d else None}
+                "convergence_mrad": d["convergence_mrad"][idx].tolist() if "convergence_mrad" in d else None,
+                "tilt_mrad": d["tilt_mrad"][idx].tolist() if "tilt_mrad" in d else None}
         out.append(ExternalScan(frames=frames_all[idx][None], truth=truth, dose=float(dose), index=idx, meta=meta))
     return out
 
