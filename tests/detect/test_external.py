@@ -25,6 +25,9 @@ FIXTURE_STO = FIXTURE.with_name("abtem_sto001.npz")
 # Si [110], 25/50/100 nm, 1.8 mrad: thick crystals (crescent-shaped dynamical disks; at 25 nm a diffracted disk
 # outshines the direct beam), held out from the design of the thick-crystal refinement
 FIXTURE_THICK = FIXTURE.with_name("abtem_si110_25-100nm.npz")
+# Si [110], 30 nm, 2.0 mrad, 8 and 16 mrad off the zone axis: the rocking curve crosses the direct beam, whose
+# centroid is 0.5-0.9 px off its centre (the validation set of the probe's edge position)
+FIXTURE_TILT = FIXTURE.with_name("abtem_si110_tilt8-16mrad.npz")
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +104,23 @@ def test_ndpd_places_the_disks_of_thick_crystals(no_network):
     m = evaluate_detections(peaks, s.truth, min_snr=3.0)
     assert m.recall >= 0.97  # measured 1.000
     assert m.error_rms <= 0.35  # measured 0.155 (before the thick-crystal refinement: 1.04)
+
+
+def test_ndpd_places_the_disks_of_a_crystal_off_its_zone_axis(no_network):
+    """The direct beam is located by its rim where its centroid is measurably off (``refine/probe.py``), and
+    template matching, given a vacuum probe, finds the disks too."""
+    from py4dstem_ndpd.compare import CompareOptions, compare
+
+    s = load_external(FIXTURE_TILT, dose=1e5, seed=5)[0]
+    peaks = detect_scan(s.frames, options=DetectOptions(batch_size=8), progress=False)
+    m = evaluate_detections(peaks, s.truth, min_snr=3.0)
+    assert m.recall >= 0.97  # measured 1.000
+    assert m.error_rms <= 0.2  # measured 0.105 (with the centroid alone: 0.345)
+    qx, qy = np.indices(s.frames.shape[-2:])
+    vacuum = (np.hypot(qx - 128, qy - 128) <= s.truth.disk_radius) * 1000.0
+    res = compare(py4DSTEM.DataCube(data=s.frames), truth=s.truth,
+                  options=CompareOptions(vacuum=vacuum, stages=False, template=TemplateOptions.fast()))
+    assert res.methods["template"].metrics.recall >= 0.9  # with its probe taken from the data: 0.2
 
 
 def test_template_matching_finds_fewer(scans):
