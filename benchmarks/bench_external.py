@@ -17,7 +17,9 @@ included) whose disk the multislice made visible without overlapping a listed on
 :func:`py4dstem_ndpd.synth.external.load_external`). A true disk counts when it lies at least one radius from
 the detector edge and its SNR, measured on the noiseless pattern, is >= 3: by *peak* SNR (the issue's rule, as
 for our own simulator; ``peak``) and, stricter, by *integrated* SNR (whole disk against its local background;
-``integrated``, which counts disks of a fraction of an electron per pixel). Writes
+``integrated``, which counts disks of a fraction of an electron per pixel). Each method also gets the spurious
+distortion of the lattice its detections imply (``distortion``: :func:`~py4dstem_ndpd.evaluate.lattice_distortion`
+per pattern and its RMS), what a strain map of such patterns would show. Writes
 benchmarks/results/external.json.
 """
 from __future__ import annotations
@@ -31,7 +33,7 @@ import numpy as np
 
 from _machine import machine_info
 from py4dstem_ndpd.compare import CompareOptions, compare
-from py4dstem_ndpd.evaluate import evaluate_detections
+from py4dstem_ndpd.evaluate import evaluate_detections, lattice_distortion
 from py4dstem_ndpd.synth.external import load_external
 
 HERE = Path(__file__).parent
@@ -93,6 +95,12 @@ def main() -> None:
                     md = evaluate_detections(m.peaks, ext.truth, min_snr=3.0, snr=rule).to_dict()
                     row[name][rule] = {k: md[k] for k in ("recall", "precision", "error_rms", "error_median",
                                                           "n_true", "n_detected", "bias_qx", "bias_qy")}
+                # the lattice the detections imply, against the truth: (e_xx, e_yy, e_xy) per pattern, what a
+                # strain map would show as spurious strain (peak SNR >= 3 disks)
+                dist = lattice_distortion(m.peaks, ext.truth, min_snr=3.0)[0]
+                row[name]["distortion"] = {"per_pattern": dist.tolist(),
+                                           "rms": float(np.sqrt(np.nanmean(dist**2))) if np.isfinite(dist).any()
+                                           else float("nan")}
             rows.append(row)
             print(json.dumps(row, default=lambda v: round(float(v), 4)), flush=True)
     out = {"benchmark": "external simulator", "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine_info(),

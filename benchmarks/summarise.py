@@ -112,9 +112,27 @@ def external() -> None:
     print()
 
 
+def external_distortion() -> None:
+    """Spurious lattice distortion (RMS of e_xx, e_yy, e_xy over the patterns, 1e-3) per abTEM file and dose."""
+    for name in ("external.json", "external_validation.json"):
+        d = load(name)
+        if d is None or not any("distortion" in r.get("ndpd", {}) for r in d["rows"]):
+            continue
+        print(f"Lattice distortion, {name} ({d['date']}; RMS over patterns of e_xx, e_yy, e_xy, units of 1e-3):\n")
+        print("| file | radius (px) | dose | NDPD | NDPD, DFL centres only | template matching |")
+        print("|---|---|---|---|---|---|")
+        for r in d["rows"]:
+            if "distortion" not in r["ndpd"]:
+                continue
+            v = [r[m]["distortion"]["rms"] * 1e3 if m in r else float("nan") for m in ("ndpd", "ndpd_dfl", "template")]
+            print(f"| {r['file']} | {r['radius_px']:.1f} | {r['dose']:.0e} | " + " | ".join(f(x, 3) for x in v) + " |")
+        print()
+
+
 if __name__ == "__main__":
     accuracy()
     precision()
     bounds()
     strain()
     external()
+    external_distortion()

@@ -296,6 +296,56 @@ def evaluate_detections(
     )
 
 
+def lattice_distortion(scan_peaks: ScanPeaks, truth, *, min_snr: float = 3.0,
+                       snr: Literal["peak", "integrated"] = "peak", min_disks: int = 4) -> np.ndarray:
+    """Spurious distortion of the lattice the detections imply, per pattern, against the true disk positions.
+
+    At each position the counted true disks (as in :func:`evaluate_detections`) are matched to the detections, and
+    the detected positions ``p`` are fitted to the true ones ``t`` by an affine map, ``p = a + (I + E) t``, by least
+    squares. The symmetric part of ``E`` is returned: the strain of the detected *reciprocal* lattice against the
+    true one (real-space strain is its negative to first order). A common shift of all disks (an error of the
+    pattern origin) does not enter it; an error that grows with ``|g|`` (dynamical contrast pulling every disk
+    towards the direct beam) does, and a strain map would show it.
+
+    Parameters
+    ----------
+    scan_peaks : ScanPeaks
+    truth : ScanTruth
+    min_snr, snr
+        Which true disks count, as in :func:`evaluate_detections`.
+    min_disks : int
+        Positions with fewer matched disks get NaN.
+
+    Returns
+    -------
+    ndarray, shape (Rx, Ry, 3)
+        ``(e_xx, e_yy, e_xy)`` per position, dimensionless; ``x`` is ``qx`` (the row), ``y`` is ``qy``.
+    """
+    Rx, Ry = truth.scan_shape
+    out = np.full((Rx, Ry, 3), np.nan)
+    shape = tuple(truth.pattern_shape)
+    for rx in range(Rx):
+        for ry in range(Ry):
+            t = truth.disks_at(rx, ry)
+            p = scan_peaks.at(rx, ry)
+            if len(t) == 0 or len(p) == 0:
+                continue
+            tq = np.stack([t["qx"], t["qy"]], -1).astype(float)
+            pq = np.stack([p["qx"], p["qy"]], -1).astype(float)
+            t_snr = t["snr"] if snr == "peak" else integrated_snr(t, truth.disk_radius)
+            counted = (t_snr >= min_snr) & (edge_distance(tq[:, 0], tq[:, 1], shape) >= truth.disk_radius)
+            di, ti = match_peaks(pq, tq, float(truth.disk_radius))
+            keep = counted[ti]
+            if keep.sum() < max(int(min_disks), 3):
+                continue
+            T = tq[ti[keep]] - truth.origin[rx, ry]
+            A = np.column_stack([T, np.ones(len(T))])
+            coef, *_ = np.linalg.lstsq(A, pq[di[keep]], rcond=None)
+            E = coef[:2].T - np.eye(2)
+            out[rx, ry] = (E[0, 0], E[1, 1], 0.5 * (E[0, 1] + E[1, 0]))
+    return out
+
+
 def strain_error(measured: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> dict[str, float]:
     """Bias, spread and RMS of a measured strain (or any scalar) map against the truth.
 

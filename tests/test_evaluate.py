@@ -195,3 +195,21 @@ def test_strain_error_bias_std_rms_mask_nan():
         strain_error(np.zeros((2, 2)), truth)
     with pytest.raises(InputError, match="mask must be a boolean array"):
         strain_error(truth, truth, np.ones((2, 3)))
+
+
+def test_lattice_distortion_sees_a_scaled_lattice_and_not_a_shift():
+    from py4dstem_ndpd.evaluate import lattice_distortion
+
+    truth = make_truth([GRID, GRID, GRID], scan_shape=(1, 3))
+    t = np.array([(x, y) for x, y, _ in GRID])
+    scaled = 0.99 * t + [0.2, -0.1]  # every disk 1 % towards the origin (0, 0), plus a shift
+    sheared = t @ np.array([[1.0, 0.002], [0.002, 1.0]]) + 0.5
+    d = lattice_distortion(detections([[tuple(p) for p in t + 0.7], [tuple(p) for p in scaled],
+                                       [tuple(p) for p in sheared]], (1, 3)), truth)
+    assert d.shape == (1, 3, 3)
+    np.testing.assert_allclose(d[0, 0], 0.0, atol=1e-6)  # a shift of every disk: no distortion (float32 peaks)
+    np.testing.assert_allclose(d[0, 1], [-0.01, -0.01, 0.0], atol=1e-6)
+    np.testing.assert_allclose(d[0, 2], [0.0, 0.0, 0.002], atol=1e-6)
+    # too few matched disks: NaN
+    few = lattice_distortion(detections([[tuple(p) for p in t[:2]]]), make_truth([GRID]))
+    assert np.isnan(few).all()

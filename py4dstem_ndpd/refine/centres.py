@@ -107,7 +107,9 @@ class RefineOptions:
         per-disk positions only.
     edge : bool
         Offer the lattice a third per-disk variant: the bright disks located by their edge alone
-        (:mod:`~py4dstem_ndpd.refine.edge`), which dynamical contrast inside thick-crystal disks does not pull.
+        (:mod:`~py4dstem_ndpd.refine.edge`), which dynamical contrast inside thick-crystal disks does not pull;
+        and locate the direct beam by its rim where its centroid is measurably off it (a crystal off its zone axis;
+        ``docs/refinement.md``). ``False``: neither.
     """
 
     max_shift_px: float = 1.5

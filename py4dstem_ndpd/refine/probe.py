@@ -254,7 +254,8 @@ def probe_positions(
         frequencies without signal are not amplified.
     edge : bool
         Also locate the disks bright enough for the hybrid correlation by their edge alone
-        (:mod:`~py4dstem_ndpd.refine.edge`), as the alternative ``"edge"``.
+        (:mod:`~py4dstem_ndpd.refine.edge`), as the alternative ``"edge"``, and each probe by its rim where its
+        centroid is measurably off (:func:`_edge_probes`).
 
     Returns
     -------
