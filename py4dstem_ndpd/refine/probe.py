@@ -68,6 +68,9 @@ class ProbeFit:
         The disk (its radius + 2 px) crosses the detector edge.
     probe : ndarray of int, shape (N,)
         Flat index of the disk used as the probe in each pattern (-1 for patterns without disks).
+    asymmetric : ndarray of bool, shape (N,) or None
+        With ``edge=True``: the patterns whose bright disks failed the point-symmetry test
+        (:func:`asymmetric_patterns`); the lattice refinement does not offer them the ``"plain"`` variant.
     """
 
     positions: np.ndarray
@@ -76,6 +79,7 @@ class ProbeFit:
     clipped: np.ndarray
     probe: np.ndarray
     alternatives: dict = field(default_factory=dict)
+    asymmetric: np.ndarray | None = None
 
 
 def _segment_argmax(values: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
@@ -314,15 +318,18 @@ def probe_positions(
 
         pos = place(hybrid(whitening_snr))
         alternatives = {"plain": place(d_plain)}
+        asym = None
         if edge:
-            bright = (snr >= whitening_snr[0]) & asymmetric_patterns(F, pos - anchor, snr, group, probe)[group]
+            asym = asymmetric_patterns(F, pos - anchor, snr, group, probe)
+            bright = (snr >= whitening_snr[0]) & asym[group]
             alternatives["edge"] = _edge_variant(F, Fp, has, group, t, pos - anchor, loc, bright, half, radius_px,
                                                  max_shift_px) + anchor
             alternatives["edge"][probe[has]] = pos[probe[has]]
     shift = np.linalg.norm(pos - centres, axis=1)
     clipped = (pos[:, 0] < rim - 0.5) | (pos[:, 0] > H - 0.5 - rim) | (pos[:, 1] < rim - 0.5) | (
         pos[:, 1] > W - 0.5 - rim)
-    return ProbeFit(positions=pos, snr=snr, shift=shift, clipped=clipped, probe=probe, alternatives=alternatives)
+    return ProbeFit(positions=pos, snr=snr, shift=shift, clipped=clipped, probe=probe, alternatives=alternatives,
+                    asymmetric=asym)
 
 
 def asymmetry(spectra: np.ndarray, centres: np.ndarray) -> np.ndarray:
