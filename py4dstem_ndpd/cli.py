@@ -189,6 +189,28 @@ def _open_datacube(path, dataset=None, scan_shape=None):
     return to_datacube(load_input(path, dataset_path=dataset, scan_shape=scan_shape)), None
 
 
+def _vacuum_probe(path: str | None):
+    """A vacuum probe for template matching: a ``.npy`` image (Qx, Qy) or stack (N, Qx, Qy), or any 4D file
+    ``load_input`` reads (all its patterns). None: template matching takes its probe from the data."""
+    if path is None:
+        return None
+    import numpy as np
+
+    from .exceptions import InputError
+
+    p = Path(path)
+    if p.suffix.lower() == ".npy":
+        try:
+            return np.load(p, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise InputError(f"cannot read the vacuum probe {p} ({e}); give a .npy image (Qx, Qy) or stack "
+                             "(N, Qx, Qy), or a 4D py4DSTEM/EMD/HDF5 file of vacuum patterns.") from None
+    from .io.readers import load_input
+
+    arr = np.asarray(load_input(p).array[:])
+    return arr.reshape(-1, *arr.shape[-2:])
+
+
 def cmd_compare(a) -> int:
     from .compare import CompareOptions, compare, write_comparison_report
     from .io.writers import OutputExistsError
@@ -198,7 +220,7 @@ def cmd_compare(a) -> int:
         raise OutputExistsError(f"{out} holds a comparison; pass --overwrite to replace it.")
     dc, truth = _open_datacube(a.input, a.dataset, a.scan_shape)
     res = compare(dc, truth=truth, options=CompareOptions(detect=_detect_options(a), weights=a.weights,
-                                                          tempo4d=a.tempo4d))
+                                                          tempo4d=a.tempo4d, vacuum=_vacuum_probe(a.vacuum)))
     summary = write_comparison_report(res, dc, out, truth=truth, reference=_reference(a))
     print(json.dumps({k: summary[k] for k in ("n_patterns", "speedup_ndpd_over_template", "agreement")}, indent=1,
                      default=float))
@@ -319,6 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scan-shape", type=int, nargs=2, default=None, metavar=("RX", "RY"))
     s.add_argument("--tempo4d", action="store_true",
                    help="also run the paper authors' released model (pip install --no-deps tempo4d)")
+    s.add_argument("--vacuum", default=None, metavar="FILE",
+                   help="vacuum probe for template matching: .npy image (Qx, Qy) or stack, or a 4D file of vacuum "
+                        "patterns (default: the mean central disk of the data; give one where the direct beam is "
+                        "not the brightest disk, e.g. off a zone axis)")
     s.add_argument("--overwrite", action="store_true")
     _add_detect_args(s)
     s.set_defaults(func=cmd_compare)

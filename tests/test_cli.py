@@ -47,3 +47,22 @@ def test_errors_have_exit_codes_and_messages(tmp_path, capsys):
     assert "conf" in capsys.readouterr().err  # options are checked before the file is read
     assert main(["detect", str(bad), "-o", str(tmp_path / "o.h5"), "--gain", "0"]) == EXIT_ERROR
     assert "gain must be > 0" in capsys.readouterr().err
+
+
+def test_compare_with_a_vacuum_probe(tmp_path, capsys):
+    import numpy as np
+
+    scan = tmp_path / "si.h5"
+    assert main(["simulate", "si_sige_multilayer", "-o", str(scan), "--scan", "2", "2"]) == EXIT_OK
+    qx, qy = np.indices((256, 256))
+    vacuum = tmp_path / "vacuum.npy"
+    np.save(vacuum, (np.hypot(qx - 128, qy - 128) <= 4.0) * 1000.0)
+    out = tmp_path / "cmp"
+    assert main(["compare", str(scan), "-o", str(out), "--vacuum", str(vacuum), "--batch-size", "4"]) == EXIT_OK
+    report = json.loads((out / "comparison.json").read_text())
+    assert report["n_patterns"] == 4
+    assert (out / "report.html").exists()
+    broken = tmp_path / "broken.npy"
+    broken.write_bytes(b"not an array")
+    assert main(["compare", str(scan), "-o", str(out), "--vacuum", str(broken), "--overwrite"]) == EXIT_ERROR
+    assert "vacuum probe" in capsys.readouterr().err
