@@ -45,9 +45,10 @@ FIXTURES = [DATA / name for name in ("abtem_si110.npz", "abtem_sto001.npz", "abt
                                      "abtem_sto001_30-60nm.npz", "abtem_si110_tilt6-20mrad.npz",
                                      "abtem_sto001_tilt10-20mrad.npz")]
 #: The thick-crystal refinement (probe choice, edge positions, detector weighting) was designed on the first two,
-#: the probe's edge position (crystals off the zone axis) on the third.
+#: the probe's edge position (crystals off the zone axis) on the third, its interior-slope correction on the third
+#: and the fourth.
 VALIDATION = [DATA / name for name in ("abtem_si110_40-80nm.npz", "abtem_sto001_35-70nm.npz",
-                                       "abtem_si110_tilt8-16mrad.npz")]
+                                       "abtem_si110_tilt8-16mrad.npz", "abtem_si110_tilt12-20mrad.npz")]
 
 
 def vacuum_probe(shape: tuple[int, int], radius: float) -> np.ndarray:

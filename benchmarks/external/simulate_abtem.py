@@ -12,6 +12,8 @@ Runs in its own environment (abTEM needs numpy 2; py4DSTEM 0.14 needs numpy < 2)
         --seed 31 --out tests/data/abtem_si110_tilt8-16mrad.npz                                  # validation
     /tmp/abtem-venv/bin/python benchmarks/external/simulate_abtem.py --thickness 20 45 --convergence 1.8 \
         --tilt 6 12 20 --seed 32 --out tests/data/abtem_si110_tilt6-20mrad.npz                   # held out
+    /tmp/abtem-venv/bin/python benchmarks/external/simulate_abtem.py --thickness 45 --convergence 1.8 --tilt 12 20 \
+        --seed 41 --out tests/data/abtem_si110_tilt12-20mrad.npz                                 # validation
     /tmp/abtem-venv/bin/python benchmarks/external/simulate_abtem.py --material sto001 --phonons 2 --extent 60 \
         --thickness 25 --convergence 2.2 --tilt 10 20 --seed 33 --out tests/data/abtem_sto001_tilt10-20mrad.npz
 

@@ -69,6 +69,43 @@ def window_gradients(spectra: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return gx, gy
 
 
+def remove_interior_slope(gx: np.ndarray, gy: np.ndarray, centres: np.ndarray, radius: np.ndarray | float,
+                          half: int, *, inner: float = 1.5, width: float = RING_WIDTH_PX) -> tuple[np.ndarray, np.ndarray]:
+    """Window gradients without the mean slope of each disk's interior.
+
+    Intensity that slopes across a disk (a crystal off its zone axis: ``I = (a + b . x) D(x - c)``) adds ``b D``
+    to the gradient, which falls outwards on the dim side, inside the rim, and pulls the edge score towards the
+    bright side (0.11-0.17 px for a +-50 % ramp across the direct beam). Subtracting ``b``, the mean gradient
+    within ``radius - inner`` of the centre, times a soft disk of the centre and radius leaves the rim's own
+    gradient ``(a + b . x) grad D``, centred on the true centre. A uniform disk's interior slope is zero up to shot
+    noise.
+
+    Parameters
+    ----------
+    gx, gy : ndarray, shape (K, w, w)
+    centres : ndarray, shape (K, 2)
+        Current centre estimates, local px.
+    radius : float or ndarray (K,)
+        Disk radii, px.
+    half : int
+        Window half-width, px.
+
+    Returns
+    -------
+    gx, gy : ndarray, shape (K, w, w)
+    """
+    o = np.arange(-half, half + 1, dtype=np.float32)
+    c = np.asarray(centres, dtype=np.float32)
+    R = np.broadcast_to(np.asarray(radius, dtype=np.float32), (len(c),))[:, None, None]
+    r = np.hypot(o[None, :, None] - c[:, 0, None, None], o[None, None, :] - c[:, 1, None, None])
+    inside = r < R - inner
+    n = np.maximum(inside.sum((1, 2)), 1)
+    bx = (gx * inside).sum((1, 2)) / n
+    by = (gy * inside).sum((1, 2)) / n
+    soft = 0.5 * (1.0 - np.tanh((r - R) / width))
+    return gx - bx[:, None, None] * soft, gy - by[:, None, None] * soft
+
+
 def _ring_pixels(half: int, r_min: float, r_max: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Flat indices and local coordinates of the window pixels at ``r_min..r_max`` px from the window centre."""
     o = np.arange(-half, half + 1, dtype=np.float32)
@@ -243,4 +280,5 @@ def edge_positions(gx: np.ndarray, gy: np.ndarray, half: int, start: np.ndarray,
     return np.where((value > 0)[:, None], c, start)
 
 
-__all__ = ["ASYMMETRY_GATE", "RING_WIDTH_PX", "edge_positions", "edge_score", "probe_radius", "window_gradients"]
+__all__ = ["ASYMMETRY_GATE", "RING_WIDTH_PX", "edge_positions", "edge_score", "probe_radius", "remove_interior_slope",
+           "window_gradients"]

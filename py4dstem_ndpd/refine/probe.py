@@ -42,7 +42,7 @@ import numpy as np
 
 from ._windows import (extract_windows, grid_maximum, group_median, newton_maximum, radial_grid, remove_background,
                        taper)
-from .edge import edge_positions, probe_radius, window_gradients
+from .edge import edge_positions, probe_radius, remove_interior_slope, window_gradients
 
 
 @dataclass
@@ -404,9 +404,10 @@ def _edge_probes(Fp: np.ndarray, t: np.ndarray, snr: np.ndarray, half: int, radi
     lines cross it) has its centroid off its centre: 0.5-0.9 px on abTEM Si [110] patterns 8-16 mrad off axis
     (noiseless), an error every disk of the pattern shares, since all are measured against the probe. Its rim,
     the aperture's image, stays a circle. Each probe with ``snr >= min_snr`` is also located by the edge score
-    (:mod:`~py4dstem_ndpd.refine.edge`, alternating with its radius ``iterations`` times); where that is more
-    than ``max(EDGE_PROBE_MIN_SHIFT_PX, EDGE_PROBE_NOISE * radius / snr)`` from the centroid, the edge position
-    is taken. Otherwise the centroid stays: on uniform disks it is the more precise of the two (direct beam RMS,
+    (:mod:`~py4dstem_ndpd.refine.edge`) on its gradients less the interior's mean slope
+    (:func:`~py4dstem_ndpd.refine.edge.remove_interior_slope`), alternating with its radius ``iterations`` times;
+    where that is more than ``max(EDGE_PROBE_MIN_SHIFT_PX, EDGE_PROBE_NOISE * radius / snr)`` from the centroid,
+    the edge position is taken. Otherwise the centroid stays: on uniform disks it is the more precise of the two (direct beam RMS,
     this package's presets at 1e4-1e7 electrons: centroid 0.003-0.093 px, edge 0.008-0.151 px), and the point
     symmetry test of :func:`asymmetry` does not see a gradient across a disk (0.02 on these tilted patterns).
     """
@@ -414,9 +415,10 @@ def _edge_probes(Fp: np.ndarray, t: np.ndarray, snr: np.ndarray, half: int, radi
     sel = np.nonzero(snr >= min_snr)[0]
     if sel.size == 0:
         return t
-    gx, gy = window_gradients(Fp[sel])
+    gx0, gy0 = window_gradients(Fp[sel])
     c = t[sel]
     for _ in range(int(iterations)):
+        gx, gy = remove_interior_slope(gx0, gy0, c, float(radius_px), half)
         radius = probe_radius(gx, gy, half, c, float(radius_px))
         c = edge_positions(gx, gy, half, t[sel], radius, max_shift_px)
     off = np.hypot(*(c - t[sel]).T) > np.maximum(EDGE_PROBE_MIN_SHIFT_PX, EDGE_PROBE_NOISE * radius_px / snr[sel])

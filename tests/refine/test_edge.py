@@ -105,3 +105,22 @@ def test_asymmetric_patterns_are_not_offered_the_plain_correlation(no_network):
     j = int(np.argmax(ext.meta["thickness_nm"]))
     e = lattice_distortion(peaks, ext.truth)[0, j]
     assert -0.031 < e[0] < 0 and -0.031 < e[1] < 0, e
+
+
+def test_remove_interior_slope_takes_out_a_ramp_and_leaves_a_uniform_disk():
+    from py4dstem_ndpd.refine.edge import remove_interior_slope
+
+    centre = np.array([[48.3, 47.6]])
+    X, Y = np.mgrid[0:96, 0:96].astype(float)
+    uniform = render(centre, 6.0, noise=False)
+    ramp = uniform * (1 + 0.5 * (X - 48.3) / 6.0)
+    out = []
+    for frame in (uniform, ramp):
+        win, anchor, half = local_windows(frame, centre, 6.0)
+        gx, gy = window_gradients(np.fft.fft2(win) * _lowpass(half, 0.5))
+        hx, hy = remove_interior_slope(gx, gy, centre - anchor, 6.0, half)
+        o = np.arange(-half, half + 1)
+        inside = np.hypot(o[:, None] - (centre - anchor)[0, 0], o[None, :] - (centre - anchor)[0, 1]) < 4.5
+        out.append((gx[0][inside].mean(), hx[0][inside].mean(), np.abs(hx - gx).max() / np.abs(gx).max()))
+    assert abs(out[0][0]) < 1.0 and out[0][2] < 0.01  # uniform: nothing to take out
+    assert out[1][0] > 50 and abs(out[1][1]) < 0.05 * out[1][0]  # the ramp's slope (~83 counts/px) is gone
