@@ -682,10 +682,12 @@ def _choose_variant(pf, detected, uv, gid, sel, origin, L, opts, fitted, crowded
     from dataclasses import replace
 
     variants = [(pf.positions, fitted)]
-    for alt in pf.alternatives.values():
+    names = ["hybrid"]
+    for name, alt in pf.alternatives.items():
         pos = np.where(crowded[:, None], pf.positions, alt)
         if not np.any(pos != pf.positions):
             continue
+        names.append(name)
         variants.append((pos, _fit_from_disks(replace(pf, positions=pos), detected, uv, gid, sel, origin,
                                               len(fitted), opts)))
     if len(variants) == 1:
@@ -697,11 +699,8 @@ def _choose_variant(pf, detected, uv, gid, sel, origin, L, opts, fitted, crowded
         m = group_median(res, pattern, np.isfinite(res), N)
         ok = np.all(np.isfinite(B.reshape(N, L, 4)) | ~np.isfinite(fitted.reshape(N, L, 4)), axis=(1, 2))
         med[i] = np.where(np.isfinite(m) & ok, m, np.inf)
-    if pf.asymmetric is not None and "plain" in pf.alternatives:
-        names = ["hybrid"] + [n for n, alt in pf.alternatives.items()
-                              if np.any(np.where(crowded[:, None], pf.positions, alt) != pf.positions)]
-        if "plain" in names:
-            med[names.index("plain"), pf.asymmetric] = np.inf
+    if pf.asymmetric is not None and "plain" in names:
+        med[names.index("plain"), pf.asymmetric] = np.inf
     med[0] = np.where(np.isfinite(med[0]), med[0], -np.inf)  # no verdict: keep the hybrid correlation
     chosen = np.argmin(med, axis=0)
     bases = np.stack([B for _, B in variants]).reshape(len(variants), N, L, 2, 2)
