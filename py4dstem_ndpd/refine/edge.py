@@ -70,7 +70,8 @@ def window_gradients(spectra: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def remove_interior_slope(gx: np.ndarray, gy: np.ndarray, centres: np.ndarray, radius: np.ndarray | float,
-                          half: int, *, inner: float = 1.5, width: float = RING_WIDTH_PX) -> tuple[np.ndarray, np.ndarray]:
+                          half: int, *, inner: float = 1.5,
+                          width: float = RING_WIDTH_PX) -> tuple[np.ndarray, np.ndarray]:
     """Window gradients without the mean slope of each disk's interior.
 
     Intensity that slopes across a disk (a crystal off its zone axis: ``I = (a + b . x) D(x - c)``) adds ``b D``

@@ -407,9 +407,10 @@ def _edge_probes(Fp: np.ndarray, t: np.ndarray, snr: np.ndarray, half: int, radi
     (:mod:`~py4dstem_ndpd.refine.edge`) on its gradients less the interior's mean slope
     (:func:`~py4dstem_ndpd.refine.edge.remove_interior_slope`), alternating with its radius ``iterations`` times;
     where that is more than ``max(EDGE_PROBE_MIN_SHIFT_PX, EDGE_PROBE_NOISE * radius / snr)`` from the centroid,
-    the edge position is taken. Otherwise the centroid stays: on uniform disks it is the more precise of the two (direct beam RMS,
-    this package's presets at 1e4-1e7 electrons: centroid 0.003-0.093 px, edge 0.008-0.151 px), and the point
-    symmetry test of :func:`asymmetry` does not see a gradient across a disk (0.02 on these tilted patterns).
+    the edge position is taken. Otherwise the centroid stays: on uniform disks it is the more precise of the two
+    (direct beam RMS, this package's presets at 1e4-1e7 electrons: centroid 0.003-0.093 px, edge 0.008-0.151 px),
+    and the point symmetry test of :func:`asymmetry` does not see a gradient across a disk (0.02 on these tilted
+    patterns).
     """
     t = np.array(t, dtype=np.float64, copy=True)
     sel = np.nonzero(snr >= min_snr)[0]
