@@ -14,6 +14,8 @@ detector (the issue's rule), the same disks for every camera, so the rows of one
 
     python benchmarks/bench_detectors.py              # ~6 min on 2 cores
     python benchmarks/bench_detectors.py --quick      # the abTEM file at 1e5 only
+    python benchmarks/bench_detectors.py --validation # what the handling of these cameras was designed on
+    python benchmarks/bench_detectors.py --no-repair --out detectors_no_repair   # without the dead-pixel repair
 
 Writes benchmarks/results/detectors.json and benchmarks/out/detectors.png.
 """
@@ -28,22 +30,33 @@ import numpy as np
 
 from _machine import machine_info
 from py4dstem_ndpd.compare import CompareOptions, compare
+from py4dstem_ndpd.detect.backend import DetectOptions
 from py4dstem_ndpd.evaluate import evaluate_detections, lattice_distortion
 from py4dstem_ndpd.synth import Acquisition, simulate_preset
-from py4dstem_ndpd.synth.cameras import CAMERAS
+from py4dstem_ndpd.synth.cameras import CAMERAS, Binned, QuadGaps, Scintillator
 from py4dstem_ndpd.synth.external import load_external
 
 HERE = Path(__file__).parent
 ABTEM = HERE.parent / "tests" / "data" / "abtem_si110.npz"
+#: ``--validation``: what the refinement's handling of these cameras was designed on. Another abTEM file (the
+#: thick-crystal validation set) and cameras of other settings, so that the default run stays a held-out test.
+VALIDATION_ABTEM = HERE.parent / "tests" / "data" / "abtem_si110_40-80nm.npz"
+VALIDATION_CAMERAS = {
+    "counting": None,
+    "quad_gaps": QuadGaps(width_px=3, offset_px=(-8, 4)),
+    "scintillator": Scintillator(tail_fraction=0.15, tail_px=12.0, gain=35.0, gain_shape=5.0),
+    "binned_2x": Binned(2),
+}
 
 
-def sources(doses, quick: bool):
+def sources(doses, quick: bool, validation: bool):
     """(name, dose, counts (Rx, Ry, Qx, Qy), truth) of every source pattern set."""
     for dose in doses:
-        for ext in load_external(ABTEM, dose=dose, seed=int(np.log10(dose))):
+        for ext in load_external(VALIDATION_ABTEM if validation else ABTEM, dose=dose, seed=int(np.log10(dose))):
             yield f"abTEM Si [110], R {ext.truth.disk_radius:.1f} px", dose, ext.frames, ext.truth
         if not quick:
-            acq = Acquisition(scan_shape=(4, 4), pattern_shape=(256, 256), dose=dose, seed=8000 + int(np.log10(dose)))
+            seed = (9000 if validation else 8000) + int(np.log10(dose))
+            acq = Acquisition(scan_shape=(4, 4), pattern_shape=(256, 256), dose=dose, seed=seed)
             scan = simulate_preset("si_sige_multilayer", acq)
             yield "si_sige_multilayer 256 px", dose, np.asarray(scan.data), scan.truth
 
@@ -63,20 +76,28 @@ def main() -> None:
     p.add_argument("--doses", type=float, nargs="+", default=[1e5, 1e6])
     p.add_argument("--cameras", nargs="+", default=list(CAMERAS), choices=list(CAMERAS))
     p.add_argument("--quick", action="store_true", help="the abTEM file at 1e5 only")
-    p.add_argument("--out", default="detectors", help="name of the JSON (benchmarks/results/) and plot")
+    p.add_argument("--validation", action="store_true",
+                   help="the validation abTEM file, preset seeds and camera settings (detectors_validation.json)")
+    p.add_argument("--no-repair", action="store_true",
+                   help="NDPD without DetectOptions.repair_dead_pixels (the detector before it existed)")
+    p.add_argument("--out", default=None, help="name of the JSON (benchmarks/results/) and plot (default: "
+                   "detectors, or detectors_validation with --validation)")
     a = p.parse_args()
     if a.quick:
         a.doses = [1e5]
+    cameras = VALIDATION_CAMERAS if a.validation else CAMERAS
+    a.out = a.out or ("detectors_validation" if a.validation else "detectors")
     import py4DSTEM
 
     rows = []
-    for name, dose, counts, truth in sources(a.doses, a.quick):
+    for name, dose, counts, truth in sources(a.doses, a.quick, a.validation):
         for cam_name in a.cameras:
-            cam = CAMERAS[cam_name]
+            cam = cameras[cam_name]
             frames = counts if cam is None else cam.apply(counts, np.random.default_rng(int(np.log10(dose))))
             cam_truth = truth if cam is None else _snr_reference(truth, cam.truth(truth))
             t = time.perf_counter()
-            res = compare(py4DSTEM.DataCube(data=frames), truth=cam_truth, options=CompareOptions(stages=False))
+            opts = CompareOptions(stages=False, detect=DetectOptions(repair_dead_pixels=not a.no_repair))
+            res = compare(py4DSTEM.DataCube(data=frames), truth=cam_truth, options=opts)
             row = {"source": name, "dose": dose, "camera": cam_name, "pattern_shape": list(frames.shape[-2:]),
                    "radius_px": cam_truth.disk_radius,
                    # errors are in the camera's pixels; this many counting-detector pixels make one
@@ -91,7 +112,7 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row, default=lambda v: round(float(v), 4)), flush=True)
     out = {"benchmark": "held-out cameras", "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine_info(),
-           "cameras": {k: (repr(v) if v is not None else "counting detector") for k, v in CAMERAS.items()},
+           "cameras": {k: (repr(v) if v is not None else "counting detector") for k, v in cameras.items()},
            "counted": "peak SNR >= 3 on the counting detector, >= 1 radius from the edge", "rows": rows}
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / f"{a.out}.json").write_text(json.dumps(out, indent=1, default=float))

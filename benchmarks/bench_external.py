@@ -40,10 +40,11 @@ HERE = Path(__file__).parent
 DATA = HERE.parent / "tests" / "data"
 #: Held out: never used to design or tune anything (the two thick-crystal sets and the two tilted ones were made
 #: on 2026-12-01 for that purpose and run once, after the thick-crystal refinement and the probe's edge position
-#: were designed on VALIDATION).
+#: were designed on VALIDATION; the last, SrTiO3 with 16 frozen phonons, smoother diffuse scattering, was made on
+#: 2026-12-01 to ask how many of the false positives on speckle remain when the speckle is averaged down).
 FIXTURES = [DATA / name for name in ("abtem_si110.npz", "abtem_sto001.npz", "abtem_si110_25-100nm.npz",
                                      "abtem_sto001_30-60nm.npz", "abtem_si110_tilt6-20mrad.npz",
-                                     "abtem_sto001_tilt10-20mrad.npz")]
+                                     "abtem_sto001_tilt10-20mrad.npz", "abtem_sto001_16phonons.npz")]
 #: The thick-crystal refinement (probe choice, edge positions, detector weighting) was designed on the first two,
 #: the probe's edge position (crystals off the zone axis) on the third, its interior-slope correction on the third
 #: and the fourth.

@@ -116,7 +116,9 @@ def _stage_peaks(backend: NDPDBackend, frames: np.ndarray, scan_shape) -> dict[s
     box, dfl = [], []
     bs = backend.options.batch_size
     for i in range(0, len(frames), bs):
-        decoded, scale, _ = backend.decode_batch(frames[i : i + bs])
+        batch = frames[i : i + bs]
+        prepared, _ = backend.prepare(batch)
+        decoded, scale, _ = backend.decode_batch(batch if prepared is None else prepared)
         for d in decoded:
             qx, qy = to_native(d, scale)
             dfl.append(make_peaks(qx, qy, confidence=d.score))

@@ -16,6 +16,9 @@ Runs in its own environment (abTEM needs numpy 2; py4DSTEM 0.14 needs numpy < 2)
         --seed 41 --out tests/data/abtem_si110_tilt12-20mrad.npz                                 # validation
     /tmp/abtem-venv/bin/python benchmarks/external/simulate_abtem.py --material sto001 --phonons 2 --extent 60 \
         --thickness 25 --convergence 2.2 --tilt 10 20 --seed 33 --out tests/data/abtem_sto001_tilt10-20mrad.npz
+    # smoother thermal diffuse scattering: 16 frozen-phonon configurations (12 min, 2 cores)
+    /tmp/abtem-venv/bin/python benchmarks/external/simulate_abtem.py --material sto001 --phonons 16 --extent 60 \
+        --thickness 25 50 --convergence 2.4 --seed 51 --out tests/data/abtem_sto001_16phonons.npz
 
 Four frozen-phonon configurations leave the thermal diffuse scattering speckled (blobs a few pixels wide between
 the disks), which makes the SrTiO3 set harder than real data, where the diffuse scattering is smooth; 10 or more

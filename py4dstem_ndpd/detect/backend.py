@@ -71,6 +71,11 @@ class DetectOptions:
         (the refinement's estimate) reaches this, with confidence 0 (the network did not find it;
         :func:`~py4dstem_ndpd.refine.complete.complete_lattices`). ``None`` (default) adds nothing. Applies with
         ``refine="lattice"`` or ``"autocorrelation"``; see ``docs/refinement.md`` for what it adds at low dose.
+    repair_dead_pixels : bool
+        Fill in dead pixels and detector gaps before detection and refinement: pixels that read 0 in every
+        pattern of a batch between bright live pixels (the chip gaps of a Medipix/Timepix quad, dead rows and
+        columns), interpolated across the gap (:func:`~py4dstem_ndpd.detect.dead_pixels.repair_dead_pixels`).
+        Nothing changes in data without such pixels. Intensities are then summed over the filled values.
     refine_options : RefineOptions or None
         Settings of the refinement (:class:`~py4dstem_ndpd.refine.RefineOptions`); ``None`` uses its defaults,
         which need no tuning. For example ``RefineOptions(gain=50.0)`` for counts multiplied by an integer after
@@ -87,6 +92,7 @@ class DetectOptions:
     max_disks: int = 1000
     min_snr_off_lattice: float | None = 5.0
     min_snr_empty_sites: float | None = None
+    repair_dead_pixels: bool = True
     refine_options: RefineOptions | None = None
 
     def __post_init__(self) -> None:
@@ -309,28 +315,47 @@ class NDPDBackend:
 
         frames = np.asarray(frames)
         check_frames(frames)
-        decoded, scale, radius = self.decode_batch(frames)
+        prepared, dead = self.prepare(frames)
+        decoded, scale, radius = self.decode_batch(frames if prepared is None else prepared)
         # A pattern without any contrast holds no disks; the network must not be asked (its zero padding next to
         # a uniformly bright, saturated image makes an edge it can mistake for a disk).
         flat = np.ptp(frames.reshape(len(frames), -1), axis=1) == 0
         for i in np.flatnonzero(flat):
             decoded[i] = Decoded(*(np.zeros(0, np.float32) for _ in range(5)))
         self.last_radius = radius or self.last_radius
-        return decoded, scale, radius
+        return decoded, scale, radius, (prepared, dead)
+
+    def prepare(self, frames: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The batch with its dead pixels filled in (float32) and the (Qx, Qy) map of those pixels, or
+        ``(None, None)`` when there is nothing to change.
+
+        See ``DetectOptions.repair_dead_pixels``; the frames are checked by the caller.
+        """
+        if not self.options.repair_dead_pixels:
+            return None, None
+        from ..refine.gain import estimate_gain
+        from .dead_pixels import repair_dead_pixels
+
+        given = self.options.refine_options.gain if self.options.refine_options is not None else None
+        repaired, dead = repair_dead_pixels(frames, gain=float(given) if given else estimate_gain(frames))
+        if dead is not None:
+            logger.debug("filled %d dead pixels (gaps, dead rows/columns) in a batch of %d", int(dead.sum()), len(frames))
+        return repaired, dead
 
     def postprocess(self, raw, frames: np.ndarray) -> list[np.ndarray]:
         """Native coordinates, refinement and intensities for the output of :meth:`infer`."""
         from .decode import to_native
 
-        decoded, scale, radius = raw
-        frames = np.asarray(frames)
+        decoded, scale, radius, (prepared, dead) = raw
+        frames = np.asarray(frames if prepared is None else prepared)
         fr = frames if frames.dtype.kind == "f" else frames.astype(np.float32)
         centres = [np.stack(to_native(d, scale), 1) for d in decoded]
         t3 = time.perf_counter()
         if self.options.refine != "none" and radius > 0:
             from ..refine import refine
 
-            r = refine(fr, centres, radius_px=radius, method=self.options.refine, options=self.options.refine_options)
+            r = refine(fr, centres, radius_px=radius, method=self.options.refine, options=self.options.refine_options,
+                       dead=dead)
             centres = r.centres
             added = self._empty_sites(fr, r, radius)
             if self.options.min_snr_off_lattice is not None:

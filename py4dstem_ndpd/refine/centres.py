@@ -207,6 +207,7 @@ def refine(
     radius_px: float,
     method: RefineMethod = "lattice",
     options: RefineOptions | None = None,
+    dead: np.ndarray | None = None,
 ) -> Refinement:
     """Refine detected disk centres to sub-pixel precision; full result (see :func:`refine_centres`).
 
@@ -222,6 +223,10 @@ def refine(
     method : {"lattice", "autocorrelation", "probe", "none"}
         See the module docstring.
     options : RefineOptions, optional
+    dead : ndarray of bool, shape (Qx, Qy), optional
+        Dead pixels and detector gaps, already filled in
+        (:func:`~py4dstem_ndpd.detect.dead_pixels.repair_dead_pixels`); the direct beam is then located without
+        them (:func:`~py4dstem_ndpd.refine.probe.probe_positions`).
 
     Returns
     -------
@@ -271,7 +276,9 @@ def refine(
         from .gain import estimate_gain
 
         opts = replace(opts, gain=estimate_gain(x))
-    pf = _probe_in_chunks(x, C, starts, float(radius_px), opts)
+    if dead is not None and np.shape(dead) != x.shape[1:]:
+        raise InputError(f"dead must be a ({x.shape[1]}, {x.shape[2]}) pixel map like the frames, got {np.shape(dead)}")
+    pf = _probe_in_chunks(x, C, starts, float(radius_px), opts, dead)
     timings["probe"] = time.perf_counter() - t0
     has = pf.probe >= 0
     origin[has] = pf.positions[pf.probe[has]]
@@ -428,7 +435,7 @@ REINDEX_RADII = 0.35
 CHUNK_DISKS = 4096
 
 
-def _probe_in_chunks(frames, C, starts, radius_px, opts) -> ProbeFit:
+def _probe_in_chunks(frames, C, starts, radius_px, opts, dead=None) -> ProbeFit:
     """:func:`probe_positions` over whole patterns, at most ~:data:`CHUNK_DISKS` disks at a time."""
     N = len(starts) - 1
     bounds = [0]
@@ -443,7 +450,7 @@ def _probe_in_chunks(frames, C, starts, radius_px, opts) -> ProbeFit:
             frames[a:b], np.repeat(np.arange(b - a), counts), C[starts[a]:starts[b]], b - a, radius_px,
             max_shift_px=opts.max_shift_px, gain=opts.gain, lowpass_px=opts.lowpass_px, whitening=opts.whitening,
             whitening_snr=_scaled_whitening_snr(opts.whitening_snr, radius_px), whitening_floor=opts.whitening_floor,
-            edge=opts.edge)
+            edge=opts.edge, dead=dead)
         part.probe = np.where(part.probe >= 0, part.probe + starts[a], -1)
         parts.append(part)
     if len(parts) == 1:

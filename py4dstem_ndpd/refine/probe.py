@@ -187,16 +187,34 @@ def _lowpass(half: int, sigma: float) -> np.ndarray:
     return np.exp(-2.0 * np.pi**2 * sigma**2 * (k[:, None] ** 2 + k[None, :] ** 2))
 
 
-def _centroid(win: np.ndarray, start: np.ndarray, half: int, radius: float, iterations: int = 20) -> np.ndarray:
+def _mirror(mask: np.ndarray, c: np.ndarray, half: int) -> np.ndarray:
+    """``mask`` of windows point-reflected through the local centres ``c`` (K, 2), to the nearest pixel; pixels
+    whose mirror falls outside the window read False."""
+    o = np.arange(-half, half + 1)
+    mx = np.rint(2 * c[:, 0, None] - o[None, :]).astype(np.int64) + half  # (K, w)
+    my = np.rint(2 * c[:, 1, None] - o[None, :]).astype(np.int64) + half
+    w = 2 * half + 1
+    okx, oky = (mx >= 0) & (mx < w), (my >= 0) & (my < w)
+    k = np.arange(len(mask))[:, None, None]
+    out = mask[k, np.clip(mx, 0, w - 1)[:, :, None], np.clip(my, 0, w - 1)[:, None, :]]
+    return out & okx[:, :, None] & oky[:, None, :]
+
+
+def _centroid(win: np.ndarray, start: np.ndarray, half: int, radius: float, iterations: int = 20,
+              dead: np.ndarray | None = None) -> np.ndarray:
     """Iterated centroid of windows within a soft disk (anti-aliased edge) centred on the current estimate.
 
-    For a centrosymmetric disk on a removed background it converges to the centre of symmetry.
+    For a centrosymmetric disk on a removed background it converges to the centre of symmetry. With ``dead``
+    (K, w, w) bool, pixels that are dead or whose mirror through the current centre is dead are left out, so
+    that what remains is still symmetric about the centre (a detector gap across the probe does not pull it).
     """
     o = np.arange(-half, half + 1, dtype=np.float64)
     c = np.array(start, dtype=np.float64, copy=True)
     for _ in range(iterations):
         rr = np.hypot(o[None, :, None] - c[:, 0, None, None], o[None, None, :] - c[:, 1, None, None])
         m = win * np.clip(radius + 0.5 - rr, 0.0, 1.0)
+        if dead is not None:
+            m = m * ~(dead | _mirror(dead, c, half))
         s = m.sum((1, 2))
         with np.errstate(divide="ignore", invalid="ignore"):
             new = np.stack([(m * o[None, :, None]).sum((1, 2)), (m * o[None, None, :]).sum((1, 2))], 1) / s[:, None]
@@ -224,6 +242,7 @@ def probe_positions(
     whitening_snr: tuple[float, float] = (5.0, 10.0),
     whitening_floor: float = 100.0,
     edge: bool = True,
+    dead: np.ndarray | None = None,
 ) -> ProbeFit:
     """Refine disk centres by cross-correlation with each pattern's direct beam (see module docstring).
 
@@ -260,6 +279,11 @@ def probe_positions(
         Also locate the disks bright enough for the hybrid correlation by their edge alone
         (:mod:`~py4dstem_ndpd.refine.edge`), as the alternative ``"edge"``, and each probe by its rim where its
         centroid is measurably off (:func:`_edge_probes`).
+    dead : ndarray of bool, shape (Qx, Qy), optional
+        Dead pixels and detector gaps (already filled in by interpolation,
+        :func:`~py4dstem_ndpd.detect.dead_pixels.repair_dead_pixels`). Where they cross a probe, its centroid
+        leaves out the dead pixels and their mirror images, and its dead pixels take the values of their mirror
+        images (the direct beam is centrosymmetric), so the probe every disk is matched against is whole.
 
     Returns
     -------
@@ -285,7 +309,19 @@ def probe_positions(
         Fp = F[pidx]
         # 1. centre of each probe: iterated centroid in a soft disk of radius + 2.5 px around the estimate
         t = np.zeros((n_frames, 2))
-        t[has] = _centroid(win[pidx], loc[pidx], half, radius_px + 2.5)
+        dwin = None
+        if dead is not None and np.any(has):
+            dwin = extract_windows(np.asarray(dead, np.float32)[None], np.zeros(len(pidx), np.int64), pos[pidx],
+                                   half)[0] > 0.5
+            dwin = dwin if dwin.any() else None
+        t[has] = _centroid(win[pidx], loc[pidx], half, radius_px + 2.5, dead=dwin)
+        if dwin is not None:
+            crossed = dwin[:, radial_grid(half) <= radius_px + 2.5].any(1)
+            tc = t[has]
+            for k in np.flatnonzero(crossed):
+                tc[k] = _symmetric_centre(win[pidx][k], dwin[k], tc[k], half, radius_px + 2.5)
+            t[has] = tc
+            Fp = np.fft.fft2(_mirror_fill(win[pidx], dwin, t[has], half)) * _lowpass(half, lowpass_px)
         if edge:
             t[has] = _edge_probes(Fp, t[has], snr[pidx], half, radius_px, max_shift_px)
         # 2. cross-correlation of every window with its probe: maximum at (disk local centre) - t
@@ -330,6 +366,53 @@ def probe_positions(
         pos[:, 1] > W - 0.5 - rim)
     return ProbeFit(positions=pos, snr=snr, shift=shift, clipped=clipped, probe=probe, alternatives=alternatives,
                     asymmetric=asym)
+
+
+def _symmetric_centre(win: np.ndarray, dead: np.ndarray, start: np.ndarray, half: int, radius: float) -> np.ndarray:
+    """Centre of point symmetry of one window with dead pixels: the ``c`` that minimises the weighted squared
+    difference between the image and its point image through ``c`` (bilinear), over live pixels whose image is
+    live, within a soft disk of ``radius`` around ``start`` (local px). A centroid over a mask cut on the pixel
+    grid leans towards the mask's own centre; this does not (detector gap across the probe's edge: 0.18 px for
+    the masked centroid, ``benchmarks/bench_detectors.py --validation``)."""
+    from scipy.ndimage import map_coordinates
+    from scipy.optimize import minimize
+
+    o = np.arange(-half, half + 1, dtype=np.float64)
+    ox, oy = np.meshgrid(o, o, indexing="ij")
+    base = np.clip(radius + 0.5 - np.hypot(ox - start[0], oy - start[1]), 0.0, 1.0) * ~dead
+    live = (~dead).astype(np.float64)
+    sel = base > 0
+    px, py, I, w0 = ox[sel], oy[sel], win[sel], base[sel]
+
+    def cost(c):
+        mx, my = 2 * c[0] - px + half, 2 * c[1] - py + half
+        mirrored = map_coordinates(win, [mx, my], order=1, mode="constant")
+        w = w0 * map_coordinates(live, [mx, my], order=1, mode="constant") ** 4
+        return float(np.sum(w * (I - mirrored) ** 2) / max(np.sum(w), 1e-12))
+
+    res = minimize(cost, np.asarray(start, np.float64), method="Nelder-Mead",
+                   options={"xatol": 1e-3, "fatol": 1e-12, "initial_simplex": start + np.array([[0, 0], [0.3, 0], [0, 0.3]])})
+    c = res.x if res.success and np.all(np.abs(res.x - start) < 2.0) else start
+    return np.clip(c, -half + radius, half - radius)
+
+
+def _mirror_fill(win: np.ndarray, dead: np.ndarray, c: np.ndarray, half: int) -> np.ndarray:
+    """Windows with each dead pixel replaced by its point image through the local centre ``c`` (bilinear), where
+    that is live."""
+    from scipy.ndimage import map_coordinates
+
+    o = np.arange(-half, half + 1, dtype=np.float64)
+    ox, oy = np.meshgrid(o, o, indexing="ij")
+    out = win.copy()
+    for k in range(len(win)):
+        if not dead[k].any():
+            continue
+        mx, my = 2 * c[k, 0] - ox[dead[k]] + half, 2 * c[k, 1] - oy[dead[k]] + half
+        ok = map_coordinates((~dead[k]).astype(np.float64), [mx, my], order=1, mode="constant") > 0.999
+        vals = map_coordinates(win[k], [mx, my], order=1, mode="constant")
+        ii, jj = np.nonzero(dead[k])
+        out[k, ii[ok], jj[ok]] = vals[ok]
+    return out
 
 
 def asymmetry(spectra: np.ndarray, centres: np.ndarray) -> np.ndarray:

@@ -1,0 +1,73 @@
+"""Dead pixels and detector gaps: found where a live pixel would have counted, filled across the gap, and the
+detector's centres on a scan with a gap through the direct beam's edge stay close to those without it."""
+import numpy as np
+import pytest
+
+from py4dstem_ndpd.detect.backend import DetectOptions, NDPDBackend
+from py4dstem_ndpd.detect.dead_pixels import repair_dead_pixels
+from py4dstem_ndpd.evaluate import evaluate_detections
+from py4dstem_ndpd.exceptions import InputError
+from py4dstem_ndpd.peaks import ScanPeaks
+from py4dstem_ndpd.refine import refine
+from py4dstem_ndpd.synth import Acquisition, simulate_preset
+from py4dstem_ndpd.synth.cameras import QuadGaps
+
+
+def _disk_frames(n, rng, shape=(96, 96), centre=(48.3, 47.6), radius=10.0, level=50.0):
+    qx, qy = np.indices(shape)
+    expected = level * (np.hypot(qx - centre[0], qy - centre[1]) <= radius) + 0.5
+    return rng.poisson(np.broadcast_to(expected, (n,) + shape)).astype(np.uint16), expected
+
+
+def test_a_gap_across_a_bright_disk_is_found_and_filled():
+    rng = np.random.default_rng(0)
+    frames, expected = _disk_frames(8, rng)
+    gaps = QuadGaps(width_px=4, offset_px=(2, -3))
+    gapped = gaps.apply(frames)
+    repaired, dead = repair_dead_pixels(gapped)
+    in_disk = gaps.mask(frames.shape[1:]) & (expected > 40)
+    assert dead is not None and dead[in_disk].all()
+    assert not dead[~gaps.mask(frames.shape[1:])].any()  # no live pixel is called dead
+    assert repaired.dtype == np.float32 and (gapped[:, 0, 0] == frames[:, 0, 0]).all()
+    # the filled pixels inside the disk read the disk's level (50 counts), not 0; towards its edge they ramp down
+    qx, qy = np.indices(frames.shape[1:])
+    interior = in_disk & (np.hypot(qx - 48.3, qy - 47.6) <= 8)
+    assert repaired[:, interior].mean() == pytest.approx(50.5, abs=2.0)
+    assert 10 < repaired[:, in_disk & ~interior].mean() < 50.5
+    assert (gapped[:, in_disk] == 0).all()  # the input is not modified
+
+
+def test_nothing_is_dead_without_gaps_even_at_low_dose():
+    rng = np.random.default_rng(1)
+    frames, _ = _disk_frames(8, rng)
+    assert repair_dead_pixels(frames) == (None, None)
+    sparse = rng.poisson(0.05, (16, 128, 128)).astype(np.uint16)  # most pixels 0 in every frame
+    assert repair_dead_pixels(sparse) == (None, None)
+    # a large region of zeros (a beam stop) is left alone
+    stopped = frames.copy()
+    stopped[:, 30:60, 30:60] = 0
+    repaired, dead = repair_dead_pixels(stopped)
+    assert dead is None or not dead[35:55, 35:55].any()
+
+
+def test_refine_rejects_a_dead_map_of_the_wrong_shape():
+    frames, _ = _disk_frames(1, np.random.default_rng(2))
+    with pytest.raises(InputError, match="dead"):
+        refine(frames.astype(np.float32), [np.array([[48.0, 48.0]])], radius_px=10.0, dead=np.zeros((5, 5), bool))
+
+
+def test_ndpd_on_a_scan_with_chip_gaps_through_the_direct_beam():
+    scan = simulate_preset("si_sige_multilayer", Acquisition(scan_shape=(2, 4), pattern_shape=(256, 256), dose=1e6,
+                                                             seed=9006))
+    gaps = QuadGaps(width_px=3, offset_px=(-8, 4))  # the column gap runs along the direct beam's edge
+    frames = gaps.apply(np.asarray(scan.data)).reshape(8, 256, 256)
+
+    def rms(options):
+        tables = NDPDBackend(options=options).detect(frames)
+        m = evaluate_detections(ScanPeaks((2, 4), tables, (256, 256)), scan.truth, min_snr=3.0)
+        assert m.recall == 1.0
+        return m.error_rms
+
+    repaired, raw = rms(DetectOptions()), rms(DetectOptions(repair_dead_pixels=False))
+    # measured: 0.24 px without the repair, 0.07-0.14 with it (0.011 without gaps)
+    assert repaired < 0.7 * raw and repaired < 0.18
