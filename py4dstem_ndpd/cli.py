@@ -23,6 +23,7 @@ def _detect_options(a):
     return DetectOptions(conf=a.conf, refine=a.refine, device=a.device, batch_size=a.batch_size,
                          min_snr_off_lattice=None if a.keep_off_lattice else DetectOptions.min_snr_off_lattice,
                          min_snr_empty_sites=getattr(a, "complete_lattice", None),
+                         repair_dead_pixels=not getattr(a, "keep_dead_pixels", False),
                          refine_options=None if gain is None else RefineOptions(gain=gain))
 
 
@@ -251,6 +252,9 @@ def _add_detect_args(p):
     p.add_argument("--keep-off-lattice", action="store_true",
                    help="keep faint detections (SNR < 5) that no fitted lattice indexes (default: drop them; they "
                         "are mostly background noise at low dose)")
+    p.add_argument("--keep-dead-pixels", action="store_true",
+                   help="do not fill in dead pixels and detector gaps (pixels at 0 in a whole batch between bright "
+                        "ones; default: filled by interpolation; see docs/refinement.md)")
     p.add_argument("--complete-lattice", type=float, default=None, metavar="SNR",
                    help="also report disks at empty sites of the fitted lattices whose integrated SNR reaches SNR "
                         "(confidence 0; e.g. 3 for low-dose scans; default: off; see docs/refinement.md)")

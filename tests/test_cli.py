@@ -66,3 +66,14 @@ def test_compare_with_a_vacuum_probe(tmp_path, capsys):
     broken.write_bytes(b"not an array")
     assert main(["compare", str(scan), "-o", str(out), "--vacuum", str(broken), "--overwrite"]) == EXIT_ERROR
     assert "vacuum probe" in capsys.readouterr().err
+
+
+def test_detect_flags_reach_the_detector_options():
+    """The detect flags set the DetectOptions the run uses (the dead-pixel repair is on unless switched off)."""
+    from py4dstem_ndpd.cli import _detect_options, build_parser
+
+    default = _detect_options(build_parser().parse_args(["detect", "scan.h5", "-o", "out.h5"]))
+    assert default.repair_dead_pixels is True and default.min_snr_off_lattice == 5.0
+    off = _detect_options(build_parser().parse_args(
+        ["detect", "scan.h5", "-o", "out.h5", "--keep-dead-pixels", "--keep-off-lattice"]))
+    assert off.repair_dead_pixels is False and off.min_snr_off_lattice is None

@@ -339,7 +339,8 @@ class NDPDBackend:
         given = self.options.refine_options.gain if self.options.refine_options is not None else None
         repaired, dead = repair_dead_pixels(frames, gain=float(given) if given else estimate_gain(frames))
         if dead is not None:
-            logger.debug("filled %d dead pixels (gaps, dead rows/columns) in a batch of %d", int(dead.sum()), len(frames))
+            logger.debug("filled %d dead pixels (gaps, dead rows/columns) in a batch of %d", int(dead.sum()),
+                         len(frames))
         return repaired, dead
 
     def postprocess(self, raw, frames: np.ndarray) -> list[np.ndarray]:

@@ -277,7 +277,8 @@ def refine(
 
         opts = replace(opts, gain=estimate_gain(x))
     if dead is not None and np.shape(dead) != x.shape[1:]:
-        raise InputError(f"dead must be a ({x.shape[1]}, {x.shape[2]}) pixel map like the frames, got {np.shape(dead)}")
+        raise InputError(f"dead must be a ({x.shape[1]}, {x.shape[2]}) pixel map like the frames, got "
+                         f"{np.shape(dead)}")
     pf = _probe_in_chunks(x, C, starts, float(radius_px), opts, dead)
     timings["probe"] = time.perf_counter() - t0
     has = pf.probe >= 0

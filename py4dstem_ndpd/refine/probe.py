@@ -379,8 +379,8 @@ def _symmetric_centre(win: np.ndarray, dead: np.ndarray, start: np.ndarray, half
 
     o = np.arange(-half, half + 1, dtype=np.float64)
     ox, oy = np.meshgrid(o, o, indexing="ij")
-    base = np.clip(radius + 0.5 - np.hypot(ox - start[0], oy - start[1]), 0.0, 1.0) * ~dead
     live = (~dead).astype(np.float64)
+    base = np.clip(radius + 0.5 - np.hypot(ox - start[0], oy - start[1]), 0.0, 1.0) * ~dead
     sel = base > 0
     px, py, I, w0 = ox[sel], oy[sel], win[sel], base[sel]
 
@@ -390,9 +390,15 @@ def _symmetric_centre(win: np.ndarray, dead: np.ndarray, start: np.ndarray, half
         w = w0 * map_coordinates(live, [mx, my], order=1, mode="constant") ** 4
         return float(np.sum(w * (I - mirrored) ** 2) / max(np.sum(w), 1e-12))
 
-    res = minimize(cost, np.asarray(start, np.float64), method="Nelder-Mead",
-                   options={"xatol": 1e-3, "fatol": 1e-12, "initial_simplex": start + np.array([[0, 0], [0.3, 0], [0, 0.3]])})
-    c = res.x if res.success and np.all(np.abs(res.x - start) < 2.0) else start
+    # a coarse grid first (+-1 px, 0.25 px steps), so that the simplex starts in the right valley
+    steps = np.arange(-1.0, 1.0001, 0.25)
+    grid = [start + np.array([a, b]) for a in steps for b in steps]
+    best = grid[int(np.argmin([cost(g) for g in grid]))]
+    simplex = best + np.array([[0.0, 0.0], [0.2, 0.0], [0.0, 0.2]])
+    res = minimize(cost, best, method="Nelder-Mead",
+                   options={"xatol": 1e-3, "fatol": 0.0, "maxfev": 300, "initial_simplex": simplex})
+    # the simplex has shrunk below 1e-3 px or run out of evaluations: either way its best point
+    c = res.x if np.all(np.isfinite(res.x)) and np.all(np.abs(res.x - start) < 2.0) else start
     return np.clip(c, -half + radius, half - radius)
 
 
