@@ -44,6 +44,7 @@ VALIDATION_ABTEM = HERE.parent / "tests" / "data" / "abtem_si110_40-80nm.npz"
 VALIDATION_CAMERAS = {
     "counting": None,
     "quad_gaps": QuadGaps(width_px=3, offset_px=(-8, 4)),
+    "quad_gaps_centred": QuadGaps(width_px=3, offset_px=(0, 0)),
     "scintillator": Scintillator(tail_fraction=0.15, tail_px=12.0, gain=35.0, gain_shape=5.0),
     "binned_2x": Binned(2),
 }

@@ -319,7 +319,10 @@ def probe_positions(
             crossed = dwin[:, radial_grid(half) <= radius_px + 2.5].any(1)
             tc = t[has]
             for k in np.flatnonzero(crossed):
-                tc[k] = _symmetric_centre(win[pidx][k], dwin[k], tc[k], half, radius_px + 2.5)
+                # the masked centroid can be far off when a cross of gaps covers much of the probe: the
+                # detector's centre is the second starting point
+                tc[k] = _symmetric_centre(win[pidx][k], dwin[k], tc[k], half, radius_px + 2.5,
+                                          also=loc[pidx][k])
             t[has] = tc
             Fp = np.fft.fft2(_mirror_fill(win[pidx], dwin, t[has], half)) * _lowpass(half, lowpass_px)
         if edge:
@@ -368,12 +371,16 @@ def probe_positions(
                     asymmetric=asym)
 
 
-def _symmetric_centre(win: np.ndarray, dead: np.ndarray, start: np.ndarray, half: int, radius: float) -> np.ndarray:
-    """Centre of point symmetry of one window with dead pixels: the ``c`` that minimises the weighted squared
-    difference between the image and its point image through ``c`` (bilinear), over live pixels whose image is
-    live, within a soft disk of ``radius`` around ``start`` (local px). A centroid over a mask cut on the pixel
-    grid leans towards the mask's own centre; this does not (detector gap across the probe's edge: 0.18 px for
-    the masked centroid, ``benchmarks/bench_detectors.py --validation``)."""
+def _symmetric_centre(win: np.ndarray, dead: np.ndarray, start: np.ndarray, half: int, radius: float,
+                      also: np.ndarray | None = None) -> np.ndarray:
+    """Centre of point symmetry of one window with dead pixels.
+
+    The ``c`` that minimises the squared difference between the image and its point image through ``c``
+    (bilinear), relative to their power, over live pixels whose image is live, within a soft disk of ``radius``
+    around ``start`` (local px); searched on a grid around ``start`` and ``also``, then by a simplex. A centroid
+    over a mask cut on the pixel grid leans towards the mask's own centre; this does not (a 3 px gap along the
+    probe's edge: 0.18 px for the masked centroid, 0.01 px for this; ``docs/refinement.md``).
+    """
     from scipy.ndimage import map_coordinates
     from scipy.optimize import minimize
 
@@ -388,17 +395,21 @@ def _symmetric_centre(win: np.ndarray, dead: np.ndarray, start: np.ndarray, half
         mx, my = 2 * c[0] - px + half, 2 * c[1] - py + half
         mirrored = map_coordinates(win, [mx, my], order=1, mode="constant")
         w = w0 * map_coordinates(live, [mx, my], order=1, mode="constant") ** 4
-        return float(np.sum(w * (I - mirrored) ** 2) / max(np.sum(w), 1e-12))
+        # relative to the power compared: matching only the faint pixels (the bright ones' images in the gap)
+        # scores ~1, not ~0, and nothing favours a larger overlap
+        return float(np.sum(w * (I - mirrored) ** 2) / max(np.sum(w * (I**2 + mirrored**2)), 1e-12))
 
-    # a coarse grid first (+-1 px, 0.25 px steps), so that the simplex starts in the right valley
-    steps = np.arange(-1.0, 1.0001, 0.25)
-    grid = [start + np.array([a, b]) for a in steps for b in steps]
+    # a coarse grid first (+-1 px, 0.5 px steps, around ``start`` and ``also``), so that the simplex starts in
+    # the right valley
+    steps = np.arange(-1.0, 1.0001, 0.5)
+    origins = [start] if also is None else [start, np.asarray(also, np.float64)]
+    grid = [s0 + np.array([a, b]) for s0 in origins for a in steps for b in steps]
     best = grid[int(np.argmin([cost(g) for g in grid]))]
-    simplex = best + np.array([[0.0, 0.0], [0.2, 0.0], [0.0, 0.2]])
+    simplex = best + np.array([[0.0, 0.0], [0.3, 0.0], [0.0, 0.3]])
     res = minimize(cost, best, method="Nelder-Mead",
-                   options={"xatol": 1e-3, "fatol": 0.0, "maxfev": 300, "initial_simplex": simplex})
-    # the simplex has shrunk below 1e-3 px or run out of evaluations: either way its best point
-    c = res.x if np.all(np.isfinite(res.x)) and np.all(np.abs(res.x - start) < 2.0) else start
+                   options={"xatol": 2e-3, "fatol": 0.0, "maxfev": 120, "initial_simplex": simplex})
+    # the simplex has shrunk below 2e-3 px or run out of evaluations: either way its best point
+    c = res.x if np.all(np.isfinite(res.x)) and np.all(np.abs(res.x - best) < 2.0) else start
     return np.clip(c, -half + radius, half - radius)
 
 

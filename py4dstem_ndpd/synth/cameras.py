@@ -6,7 +6,7 @@ deliberately *not* in it, so that ``benchmarks/bench_detectors.py`` measures how
 camera it never saw:
 
 * :class:`QuadGaps`: a hybrid pixel detector of 2 x 2 chips (Medipix/Timepix quad) whose chip gaps read zero, a
-  cross of dead rows and columns near the pattern centre;
+  cross of dead rows and columns near the pattern centre (along the direct beam's edge, or through its centre);
 * :class:`Scintillator`: a scintillator-coupled camera, whose point-spread function has a long exponential tail
   (light scattered in the phosphor and the fibre optics) on top of a Gaussian core, with per-electron gain
   spread, read noise and a subtracted dark offset;
@@ -186,6 +186,7 @@ class Binned:
 CAMERAS: dict[str, QuadGaps | Scintillator | Binned | None] = {
     "counting": None,
     "quad_gaps": QuadGaps(),
+    "quad_gaps_centred": QuadGaps(width_px=3, offset_px=(1, -1)),  # the beam on the chip cross
     "scintillator": Scintillator(),
     "binned_2x": Binned(2),
 }

@@ -62,4 +62,4 @@ def test_binned_sums_blocks_and_maps_the_truth():
 
 
 def test_the_benchmark_families_are_named():
-    assert set(CAMERAS) == {"counting", "quad_gaps", "scintillator", "binned_2x"} and CAMERAS["counting"] is None
+    assert set(CAMERAS) == {"counting", "quad_gaps", "quad_gaps_centred", "scintillator", "binned_2x"} and CAMERAS["counting"] is None
