@@ -96,10 +96,10 @@ def repair_dead_pixels(frames: np.ndarray, gain: float = 1.0) -> tuple[np.ndarra
 def _dead_lines(zero: np.ndarray, total: np.ndarray, threshold: float) -> np.ndarray:
     """Whole rows and columns that read 0 in every pattern, in bands of at most :data:`MAX_GAP_PX`, between lines
     that counted (both > 0 over the batch, one of them at least ``LINE_END_FACTOR * threshold`` and a quarter of
-    the median line): the chip gaps, wherever they cross the disks. (A gap along the direct beam's edge can have a
-    nearly empty line on its far side: 6 electrons in 3 abTEM Si patterns at 10⁵ e⁻.) (A dark line of the pattern
-    itself fades in over its neighbours: on an abTEM Si [110] pattern two near-empty columns had neighbours of 13
-    and 50 electrons against a median column of several hundred.)"""
+    the median line): the chip gaps, wherever they cross the disks. A gap along the direct beam's edge can have a
+    nearly empty line on its far side (6 electrons in 3 abTEM Si patterns at 10⁵ e⁻), while a dark line of the
+    pattern itself fades in over both neighbours (on an abTEM Si [110] pattern two near-empty columns had
+    neighbours of 13 and 50 electrons against a median column of several hundred)."""
     out = np.zeros(zero.shape, bool)
     for axis in (0, 1):
         line_zero = zero.all(axis=1 - axis)

@@ -281,9 +281,10 @@ def probe_positions(
         centroid is measurably off (:func:`_edge_probes`).
     dead : ndarray of bool, shape (Qx, Qy), optional
         Dead pixels and detector gaps (already filled in by interpolation,
-        :func:`~py4dstem_ndpd.detect.dead_pixels.repair_dead_pixels`). Where they cross a probe, its centroid
-        leaves out the dead pixels and their mirror images, and its dead pixels take the values of their mirror
-        images (the direct beam is centrosymmetric), so the probe every disk is matched against is whole.
+        :func:`~py4dstem_ndpd.detect.dead_pixels.repair_dead_pixels`). Where they cross a probe, its centre is
+        its centre of point symmetry over the live pixels (:func:`_symmetric_centre`), and its dead pixels take
+        the values of their mirror images (the direct beam is centrosymmetric), so the probe every disk is
+        matched against is whole.
 
     Returns
     -------
@@ -317,14 +318,13 @@ def probe_positions(
         t[has] = _centroid(win[pidx], loc[pidx], half, radius_px + 2.5, dead=dwin)
         if dwin is not None:
             crossed = dwin[:, radial_grid(half) <= radius_px + 2.5].any(1)
-            tc = t[has]
+            wp, lp, tc = win[pidx], loc[pidx], t[has]
             for k in np.flatnonzero(crossed):
                 # the masked centroid can be far off when a cross of gaps covers much of the probe: the
                 # detector's centre is the second starting point
-                tc[k] = _symmetric_centre(win[pidx][k], dwin[k], tc[k], half, radius_px + 2.5,
-                                          also=loc[pidx][k])
+                tc[k] = _symmetric_centre(wp[k], dwin[k], tc[k], half, radius_px + 2.5, also=lp[k])
             t[has] = tc
-            Fp = np.fft.fft2(_mirror_fill(win[pidx], dwin, t[has], half)) * _lowpass(half, lowpass_px)
+            Fp = np.fft.fft2(_mirror_fill(wp, dwin, tc, half)) * _lowpass(half, lowpass_px)
         if edge:
             t[has] = _edge_probes(Fp, t[has], snr[pidx], half, radius_px, max_shift_px)
         # 2. cross-correlation of every window with its probe: maximum at (disk local centre) - t
