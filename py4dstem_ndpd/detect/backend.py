@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -348,6 +348,13 @@ class NDPDBackend:
         from .decode import to_native
 
         decoded, scale, radius, (prepared, dead) = raw
+        refine_options = self.options.refine_options
+        if prepared is not None and (refine_options is None or refine_options.gain is None):
+            # the counts per electron come from the stored values: the filled ones are interpolated, off the
+            # data's quantum (counts / 4 with gaps read as 0.0625 per electron instead of 0.25)
+            from ..refine.gain import estimate_gain
+
+            refine_options = replace(refine_options or RefineOptions(), gain=estimate_gain(np.asarray(frames)))
         frames = np.asarray(frames if prepared is None else prepared)
         fr = frames if frames.dtype.kind == "f" else frames.astype(np.float32)
         centres = [np.stack(to_native(d, scale), 1) for d in decoded]
@@ -355,8 +362,7 @@ class NDPDBackend:
         if self.options.refine != "none" and radius > 0:
             from ..refine import refine
 
-            r = refine(fr, centres, radius_px=radius, method=self.options.refine, options=self.options.refine_options,
-                       dead=dead)
+            r = refine(fr, centres, radius_px=radius, method=self.options.refine, options=refine_options, dead=dead)
             centres = r.centres
             added = self._empty_sites(fr, r, radius)
             if self.options.min_snr_off_lattice is not None:

@@ -72,3 +72,25 @@ def test_ndpd_on_a_scan_with_chip_gaps_through_the_direct_beam(offset):
     repaired, raw = fixed.error_rms, untouched.error_rms
     # measured (edge / centre): 0.31 / 1.15 px without the repair, 0.019 / 0.064 with it; 0.013 without gaps
     assert repaired < 0.5 * raw and repaired < 0.12
+
+
+def test_the_refinement_gets_the_gain_of_the_stored_values_not_of_the_filled_ones(monkeypatch):
+    """Counts divided by 4 (0.25 per electron) with a gap: the filled values are off that quantum, so the gain the
+    refinement uses must come from the data as stored (the real refine runs; only its arguments are recorded)."""
+    import py4dstem_ndpd.refine as refine_module
+
+    scan = simulate_preset("si_sige_multilayer", Acquisition(scan_shape=(1, 4), pattern_shape=(128, 128), dose=1e5,
+                                                             seed=9005))
+    frames = QuadGaps(width_px=3, offset_px=(-6, 3)).apply(np.asarray(scan.data)).reshape(4, 128, 128) * 0.25
+    seen, real = [], refine_module.refine
+
+    def recording(*args, **kwargs):
+        out = real(*args, **kwargs)
+        seen.append(out.gain)
+        return out
+
+    monkeypatch.setattr(refine_module, "refine", recording)
+    backend = NDPDBackend()
+    assert backend.prepare(frames)[1] is not None  # the gap was found
+    backend.detect(frames)
+    assert seen == [pytest.approx(0.25)]
