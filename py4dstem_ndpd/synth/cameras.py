@@ -109,9 +109,12 @@ class Scintillator:
     read_noise_e: float = 0.3
 
     def __post_init__(self) -> None:
-        if not (self.gain > 0 and self.gain_shape > 0 and self.core_sigma_px >= 0 and self.tail_px > 0
-                and self.read_noise_e >= 0 and 0 <= self.tail_fraction <= 1):
-            raise ConfigError(f"invalid Scintillator settings: {self}")
+        wrong = [name for name, ok in (("gain > 0", self.gain > 0), ("gain_shape > 0", self.gain_shape > 0),
+                                       ("core_sigma_px >= 0", self.core_sigma_px >= 0),
+                                       ("tail_px > 0", self.tail_px > 0), ("read_noise_e >= 0", self.read_noise_e >= 0),
+                                       ("0 <= tail_fraction <= 1", 0 <= self.tail_fraction <= 1)) if not ok]
+        if wrong:
+            raise ConfigError(f"Scintillator settings must have {', '.join(wrong)}; got {self}")
 
     def psf(self) -> np.ndarray:
         """The normalised point-spread function, an odd square kernel reaching 5 tail lengths."""
