@@ -41,7 +41,9 @@ class DetectOptions:
         or :data:`DEFAULT_CONF` for weights without one.
     min_distance : float or None
         Two detections closer than about this (native px) are duplicates; ``None``: 0.6 times the disk radius
-        measured on each batch (see :func:`~py4dstem_ndpd.detect.decode.select`).
+        measured on each batch (see :func:`~py4dstem_ndpd.detect.decode.select`). After a refinement that fits
+        lattices, refined detections closer than half a radius are also merged into one
+        (:func:`~py4dstem_ndpd.refine.duplicates.duplicate_detections`).
     imgsz : int or None
         Network input size (multiple of 32); ``None``: the size the model was trained at (256).
     refine : {"lattice", "autocorrelation", "probe", "none"}
@@ -365,14 +367,16 @@ class NDPDBackend:
             r = refine(fr, centres, radius_px=radius, method=self.options.refine, options=refine_options, dead=dead)
             centres = r.centres
             added = self._empty_sites(fr, r, radius)
-            if self.options.min_snr_off_lattice is not None:
-                from ..refine import noise_detections
-                from .decode import Decoded
+            from ..refine import duplicate_detections, noise_detections
+            from .decode import Decoded
 
-                drop = noise_detections(r, radius, float(self.options.min_snr_off_lattice))
-                keep = [~f for f in drop]
-                decoded = [Decoded(d.cx[k], d.cy[k], d.w[k], d.h[k], d.score[k]) for d, k in zip(decoded, keep)]
-                centres = [c[k] for c, k in zip(centres, keep)]
+            drop = duplicate_detections(r, radius)
+            if self.options.min_snr_off_lattice is not None:
+                noise = noise_detections(r, radius, float(self.options.min_snr_off_lattice))
+                drop = [a | b for a, b in zip(drop, noise)]
+            keep = [~f for f in drop]
+            decoded = [Decoded(d.cx[k], d.cy[k], d.w[k], d.h[k], d.score[k]) for d, k in zip(decoded, keep)]
+            centres = [c[k] for c, k in zip(centres, keep)]
             if added is not None:
                 decoded, centres = _append_sites(decoded, centres, added)
         t4 = time.perf_counter()
