@@ -12,12 +12,14 @@ _configure_offline()
 
 from .api import detect_pattern, detect_scan, find_Bragg_disks  # noqa: E402
 from .detect.backend import DetectOptions, NDPDBackend  # noqa: E402
+from .detect.camera_tail import CameraTail, measure_camera_tail  # noqa: E402
 from .exceptions import ConfigError, DeviceError, InputError, ModelLoadError, NDPDError  # noqa: E402
 from .peaks import PEAK_DTYPE, ScanPeaks  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ConfigError", "DetectOptions", "DeviceError", "InputError", "ModelLoadError", "NDPDBackend", "NDPDError",
+    "CameraTail", "ConfigError", "DetectOptions", "DeviceError", "InputError", "ModelLoadError", "NDPDBackend", "NDPDError",
     "PEAK_DTYPE", "ScanPeaks", "detect_pattern", "detect_scan", "find_Bragg_disks",
+    "measure_camera_tail",
 ]

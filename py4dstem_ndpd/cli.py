@@ -20,11 +20,26 @@ def _detect_options(a):
     from .refine import RefineOptions
 
     gain = getattr(a, "gain", None)
+    vacuum = getattr(a, "camera_tail_from", None)
     return DetectOptions(conf=a.conf, refine=a.refine, device=a.device, batch_size=a.batch_size,
                          min_snr_off_lattice=None if a.keep_off_lattice else DetectOptions.min_snr_off_lattice,
                          min_snr_empty_sites=getattr(a, "complete_lattice", None),
                          repair_dead_pixels=not getattr(a, "keep_dead_pixels", False),
+                         camera_tail=None if vacuum is None else _camera_tail(vacuum),
                          refine_options=None if gain is None else RefineOptions(gain=gain))
+
+
+def _camera_tail(path: str):
+    """The camera tail measured on a vacuum recording (read as :func:`_vacuum_probe` reads one; a stack is
+    averaged)."""
+    import logging
+
+    from .detect.camera_tail import measure_camera_tail
+
+    tail = measure_camera_tail(_vacuum_probe(path))
+    logging.getLogger(__name__).info("camera tail measured on %s: %.1f %% of the signal, decay length %.1f px",
+                                     path, 100 * tail.fraction, tail.length_px)
+    return tail
 
 
 def cmd_info(a) -> int:
@@ -258,6 +273,10 @@ def _add_detect_args(p):
     p.add_argument("--complete-lattice", type=float, default=None, metavar="SNR",
                    help="also report disks at empty sites of the fitted lattices whose integrated SNR reaches SNR "
                         "(confidence 0; e.g. 3 for low-dose scans; default: off; see docs/refinement.md)")
+    p.add_argument("--camera-tail-from", default=None, metavar="VACUUM",
+                   help="vacuum recording of the same camera (.npy image or stack, or a 4D file; averaged): the "
+                        "long tail of a scintillator camera's point-spread function is measured on it and taken off "
+                        "the data (default: off; see docs/refinement.md)")
     p.add_argument("--gain", type=float, default=None,
                    help="detector counts per electron (default: read from the data; give it for counts multiplied "
                         "by an integer after counting)")

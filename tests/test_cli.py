@@ -77,3 +77,27 @@ def test_detect_flags_reach_the_detector_options():
     off = _detect_options(build_parser().parse_args(
         ["detect", "scan.h5", "-o", "out.h5", "--keep-dead-pixels", "--keep-off-lattice"]))
     assert off.repair_dead_pixels is False and off.min_snr_off_lattice is None
+
+
+def test_camera_tail_from_a_vacuum_file_reaches_the_detector_options(tmp_path, capsys):
+    import numpy as np
+
+    from py4dstem_ndpd.cli import _detect_options, build_parser
+    from py4dstem_ndpd.synth.cameras import Scintillator
+
+    rng = np.random.default_rng(0)
+    r = np.hypot(*(np.indices((128, 128)) - 64))
+    disk = np.clip(8.5 - r, 0.0, 1.0)
+    vac = Scintillator(tail_fraction=0.2, tail_px=6.0).apply(rng.poisson(disk / disk.sum() * 1e5, (1, 4, 128, 128)), rng)
+    path = tmp_path / "vacuum.npy"
+    np.save(path, vac[0])
+    opts = _detect_options(build_parser().parse_args(["detect", "scan.h5", "-o", "o.h5", "--camera-tail-from",
+                                                      str(path)]))
+    assert abs(opts.camera_tail.fraction - 0.2) < 0.03 and abs(opts.camera_tail.length_px - 6.0) < 0.6
+    assert _detect_options(build_parser().parse_args(["detect", "scan.h5", "-o", "o.h5"])).camera_tail is None
+    broken = tmp_path / "broken.npy"
+    broken.write_bytes(b"not an array")
+    from py4dstem_ndpd.cli import main
+
+    assert main(["detect", "scan.h5", "-o", str(tmp_path / "o.h5"), "--camera-tail-from", str(broken)]) != 0
+    assert "vacuum" in capsys.readouterr().err

@@ -18,6 +18,7 @@ from ..exceptions import ConfigError, InputError
 from ..io.validate import check_frames
 from ..peaks import empty_peaks
 from ..refine.centres import RefineOptions
+from .camera_tail import CameraTail
 from .preprocess import normalize
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,11 @@ class DetectOptions:
         pattern of a batch between bright live pixels (the chip gaps of a Medipix/Timepix quad, dead rows and
         columns), interpolated across the gap (:func:`~py4dstem_ndpd.detect.dead_pixels.repair_dead_pixels`).
         Nothing changes in data without such pixels. Intensities are then summed over the filled values.
+    camera_tail : CameraTail or None
+        The long tail of a scintillator camera's point-spread function, measured on a vacuum pattern with
+        :func:`~py4dstem_ndpd.detect.camera_tail.measure_camera_tail`; it is taken off every batch before
+        detection and refinement (:func:`~py4dstem_ndpd.detect.camera_tail.remove_camera_tail`). ``None``
+        (default): the data are used as recorded. Counting detectors have no such tail.
     refine_options : RefineOptions or None
         Settings of the refinement (:class:`~py4dstem_ndpd.refine.RefineOptions`); ``None`` uses its defaults,
         which need no tuning. For example ``RefineOptions(gain=50.0)`` for counts multiplied by an integer after
@@ -95,9 +101,13 @@ class DetectOptions:
     min_snr_off_lattice: float | None = 5.0
     min_snr_empty_sites: float | None = None
     repair_dead_pixels: bool = True
+    camera_tail: CameraTail | None = None
     refine_options: RefineOptions | None = None
 
     def __post_init__(self) -> None:
+        if self.camera_tail is not None and not isinstance(self.camera_tail, CameraTail):
+            raise ConfigError(f"camera_tail must be a CameraTail (measure_camera_tail(vacuum)) or None, got "
+                              f"{type(self.camera_tail).__name__}.")
         if self.conf is not None and not (0.0 < float(self.conf) < 1.0):
             raise ConfigError(f"conf must be in (0, 1) or None (the model's own threshold), got {self.conf!r}.")
         if self.min_distance is not None and not self.min_distance > 0:
@@ -328,22 +338,28 @@ class NDPDBackend:
         return decoded, scale, radius, (prepared, dead)
 
     def prepare(self, frames: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """The batch with its dead pixels filled in (float32) and the (Qx, Qy) map of those pixels, or
-        ``(None, None)`` when there is nothing to change.
+        """The batch as detection and refinement see it (float32), and the (Qx, Qy) map of its dead pixels, or
+        ``None`` for either when there is nothing to change.
 
-        See ``DetectOptions.repair_dead_pixels``; the frames are checked by the caller.
+        Dead pixels are filled in (``DetectOptions.repair_dead_pixels``), then a camera's long tail is taken off
+        (``DetectOptions.camera_tail``). The frames are checked by the caller.
         """
-        if not self.options.repair_dead_pixels:
-            return None, None
-        from ..refine.gain import estimate_gain
-        from .dead_pixels import repair_dead_pixels
+        prepared, dead = None, None
+        if self.options.repair_dead_pixels:
+            from ..refine.gain import estimate_gain
+            from .dead_pixels import repair_dead_pixels
 
-        given = self.options.refine_options.gain if self.options.refine_options is not None else None
-        repaired, dead = repair_dead_pixels(frames, gain=float(given) if given else estimate_gain(frames))
-        if dead is not None:
-            logger.debug("filled %d dead pixels (gaps, dead rows/columns) in a batch of %d", int(dead.sum()),
-                         len(frames))
-        return repaired, dead
+            given = self.options.refine_options.gain if self.options.refine_options is not None else None
+            prepared, dead = repair_dead_pixels(frames, gain=float(given) if given else estimate_gain(frames))
+            if dead is not None:
+                logger.debug("filled %d dead pixels (gaps, dead rows/columns) in a batch of %d", int(dead.sum()),
+                             len(frames))
+        tail = self.options.camera_tail
+        if tail is not None and tail.fraction > 0:
+            from .camera_tail import remove_camera_tail
+
+            prepared = remove_camera_tail(frames if prepared is None else prepared, tail)
+        return prepared, dead
 
     def postprocess(self, raw, frames: np.ndarray) -> list[np.ndarray]:
         """Native coordinates, refinement and intensities for the output of :meth:`infer`."""

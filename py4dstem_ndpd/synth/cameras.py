@@ -81,8 +81,9 @@ class Scintillator:
     """A scintillator-coupled integrating camera.
 
     Each electron gives a gamma-distributed signal (mean ``gain`` ADU, shape ``gain_shape``), spread on the
-    detector by a point-spread function ``(1 - tail_fraction) * Gaussian(core_sigma_px) + tail_fraction *
-    exp(-r / tail_px) / (2 pi tail_px^2)``; then Gaussian read noise and a dark offset, which is subtracted again
+    detector by a point-spread function ``(1 - tail_fraction) * Gaussian(core_sigma_px) + tail_fraction * T(r)``,
+    with the normalised tail ``T`` either ``exp(-r / tail_px)`` (``tail_shape="exponential"``) or
+    ``(1 + (r / tail_px)^2)^(-3/2)`` (``"lorentzian"``: the heavier, power-law tail of fibre-optic glare); then Gaussian read noise and a dark offset, which is subtracted again
     (values go negative). Float32 ADU.
 
     Attributes
@@ -94,11 +95,12 @@ class Scintillator:
     core_sigma_px : float
         Gaussian core of the point-spread function, px.
     tail_fraction : float
-        Fraction of the signal in the exponential tail, 0..1.
+        Fraction of the signal in the tail, 0..1.
     tail_px : float
-        Decay length of the tail, px.
+        Decay length (exponential) or half width (lorentzian) of the tail, px.
     read_noise_e : float
         Read noise, electrons RMS.
+    tail_shape : {"exponential", "lorentzian"}
     """
 
     gain: float = 20.0
@@ -107,9 +109,11 @@ class Scintillator:
     tail_fraction: float = 0.25
     tail_px: float = 8.0
     read_noise_e: float = 0.3
+    tail_shape: str = "exponential"
 
     def __post_init__(self) -> None:
-        wrong = [name for name, ok in (("gain > 0", self.gain > 0), ("gain_shape > 0", self.gain_shape > 0),
+        wrong = [name for name, ok in (("tail_shape 'exponential' or 'lorentzian'",
+                                        self.tail_shape in ("exponential", "lorentzian")),("gain > 0", self.gain > 0), ("gain_shape > 0", self.gain_shape > 0),
                                        ("core_sigma_px >= 0", self.core_sigma_px >= 0),
                                        ("tail_px > 0", self.tail_px > 0), ("read_noise_e >= 0", self.read_noise_e >= 0),
                                        ("0 <= tail_fraction <= 1", 0 <= self.tail_fraction <= 1)) if not ok]
@@ -117,12 +121,17 @@ class Scintillator:
             raise ConfigError(f"Scintillator settings must have {', '.join(wrong)}; got {self}")
 
     def psf(self) -> np.ndarray:
-        """The normalised point-spread function, an odd square kernel reaching 5 tail lengths."""
-        h = int(np.ceil(max(5 * self.tail_px, 4 * self.core_sigma_px, 1)))
+        """The normalised point-spread function, an odd square kernel reaching 5 tail lengths (12 for the
+        lorentzian tail)."""
+        reach = 5 if self.tail_shape == "exponential" else 12
+        h = int(np.ceil(max(reach * self.tail_px, 4 * self.core_sigma_px, 1)))
         y, x = np.mgrid[-h:h + 1, -h:h + 1].astype(float)
         r = np.hypot(x, y)
         core = np.exp(-0.5 * (r / self.core_sigma_px) ** 2) if self.core_sigma_px > 0 else (r == 0).astype(float)
-        tail = np.exp(-r / self.tail_px)
+        if self.tail_shape == "exponential":
+            tail = np.exp(-r / self.tail_px)
+        else:
+            tail = (1.0 + (r / self.tail_px) ** 2) ** -1.5
         k = (1 - self.tail_fraction) * core / core.sum() + self.tail_fraction * tail / tail.sum()
         return k / k.sum()
 
@@ -191,6 +200,10 @@ CAMERAS: dict[str, QuadGaps | Scintillator | Binned | None] = {
     "quad_gaps": QuadGaps(),
     "quad_gaps_centred": QuadGaps(width_px=3, offset_px=(1, -1)),  # the beam on the chip cross
     "scintillator": Scintillator(),
+    # another tail shape (a power law), made on 2026-12-02 to test the camera-tail correction, which models an
+    # exponential tail and was designed on the exponential ones
+    "scintillator_lorentzian": Scintillator(gain=25.0, gain_shape=4.0, tail_fraction=0.2, tail_px=4.0,
+                                            tail_shape="lorentzian"),
     "binned_2x": Binned(2),
 }
 

@@ -62,4 +62,19 @@ def test_binned_sums_blocks_and_maps_the_truth():
 
 
 def test_the_benchmark_families_are_named():
-    assert set(CAMERAS) == {"counting", "quad_gaps", "quad_gaps_centred", "scintillator", "binned_2x"} and CAMERAS["counting"] is None
+    assert set(CAMERAS) == {"counting", "quad_gaps", "quad_gaps_centred", "scintillator", "scintillator_lorentzian",
+                            "binned_2x"} and CAMERAS["counting"] is None
+
+
+def test_the_lorentzian_tail_is_heavier_than_the_exponential_one():
+    exp_k = Scintillator(tail_px=4.0, core_sigma_px=0.0).psf()
+    lor_k = Scintillator(tail_px=4.0, core_sigma_px=0.0, tail_shape="lorentzian").psf()
+    assert abs(lor_k.sum() - 1) < 1e-12 and lor_k.shape[0] > exp_k.shape[0]
+
+    def beyond(k, r):
+        h = k.shape[0] // 2
+        return k[np.hypot(*(np.indices(k.shape) - h)) > r].sum()
+
+    assert beyond(lor_k, 20) > 3 * beyond(exp_k, 20)
+    with pytest.raises(ConfigError, match="tail_shape"):
+        Scintillator(tail_shape="gaussian")
