@@ -325,10 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=int, default=100)
     s.add_argument("--hours", type=float, default=None)
     s.add_argument("--n-train", type=int, default=2400)
-    s.add_argument("--randomization", default="v3", choices=["v1", "v2", "v3"],
+    s.add_argument("--randomization", default="v3", choices=["v1", "v2", "v3", "v4"],
                    help="domain randomisation of the simulated dataset (v2: + dynamical disks, Kikuchi bands, "
                         "integrating cameras; v3: v1 and v2 mixed, + speckled diffuse scattering, more overlapping "
-                        "lattices)")
+                        "lattices; v4: v3 + scintillator cameras whose point-spread function blurs the noise)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--resume", action="store_true")
     s.add_argument("--device", dest="device_train", default="cpu")

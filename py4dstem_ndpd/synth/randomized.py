@@ -47,17 +47,22 @@ class RandomizationRanges:
     kikuchi_fraction: float = 0.0
     integrating_fraction: float = 0.0
     speckle_fraction: float = 0.0
+    camera_psf_fraction: float = 0.0
 
 
 #: Named randomisations: ``"v1"`` made the first shipped model (kinematic disks, counting cameras); ``"v2"`` adds
 #: dynamical disk contrast (half the patterns), Kikuchi bands (30 %) and integrating cameras (25 %); ``"v3"``
 #: mixes the two (30 % dynamical, 20 % Kikuchi, 20 % integrating, so about half the patterns stay kinematic),
-#: adds speckled diffuse scattering (30 %) and draws a second, overlapping lattice twice as often (40 %).
+#: adds speckled diffuse scattering (30 %) and draws a second, overlapping lattice twice as often (40 %); ``"v4"`` is
+#: ``"v3"`` with more integrating cameras (35 %), three quarters of them scintillators whose point-spread function
+#: blurs the shot noise and often has a long tail (:func:`_camera_psf`).
 RANDOMIZATIONS = {
     "v1": RandomizationRanges(),
     "v2": RandomizationRanges(dynamical_fraction=0.5, kikuchi_fraction=0.3, integrating_fraction=0.25),
     "v3": RandomizationRanges(dynamical_fraction=0.3, kikuchi_fraction=0.2, integrating_fraction=0.2,
                               speckle_fraction=0.3, second_lattice_fraction=0.4),
+    "v4": RandomizationRanges(dynamical_fraction=0.3, kikuchi_fraction=0.2, integrating_fraction=0.35,
+                              speckle_fraction=0.3, second_lattice_fraction=0.4, camera_psf_fraction=0.75),
 }
 
 
@@ -185,9 +190,9 @@ def random_pattern(rng: np.random.Generator, ranges: RandomizationRanges = Rando
     )
     counts = detect_counts(expected, det, rng)[0].astype(np.float64)
     integrating = _chance(rng, ranges.integrating_fraction)
-    noise_factor, read_e = 1.0, 0.0
+    noise_factor, read_e, tail = 1.0, 0.0, 0.0
     if integrating:
-        counts, noise_factor, read_e = _integrating_camera(rng, counts)
+        counts, noise_factor, read_e, tail = _integrating_camera(rng, counts, ranges.camera_psf_fraction)
     if native == 2:
         counts = counts.reshape(S_out, 2, S_out, 2).sum(axis=(1, 3))
         bg_img = bg_img.reshape(1, S_out, 2, S_out, 2).mean(axis=(2, 4))
@@ -206,7 +211,8 @@ def random_pattern(rng: np.random.Generator, ranges: RandomizationRanges = Rando
     back = bg_img[0, ix, iy] * (native * native if native == 2 else 1)
     # integrated SNR of the disk against the background under it (what makes a disk visible)
     # (an integrating camera adds its per-electron spread and read noise, in electrons)
-    snr = Wt / np.sqrt(noise_factor * (Wt + back * area) + area * (read_e * native) ** 2 + 1e-12)
+    # (a long camera tail spreads that share of the disk's signal far from it)
+    snr = Wt * (1 - tail) / np.sqrt(noise_factor * (Wt + back * area) + area * (read_e * native) ** 2 + 1e-12)
     keep = on & (snr >= ranges.min_snr)
     Ck = C[keep]
     ext = R_out * np.sqrt(np.diag(shape @ shape.T)) + 0.5  # half extents along qx, qy
@@ -284,16 +290,43 @@ def _speckle(rng: np.random.Generator, S: int, R: float) -> np.ndarray:
     return ((1.0 - m) + m * speck).astype(np.float32)
 
 
-def _integrating_camera(rng: np.random.Generator, electrons: np.ndarray) -> tuple[np.ndarray, float, float]:
+def _integrating_camera(rng: np.random.Generator, electrons: np.ndarray,
+                        psf_fraction: float = 0.0) -> tuple[np.ndarray, float, float, float]:
     """Counts of an integrating camera from electron counts: gamma-distributed signal per electron (mean gain
-    1-40 ADU), Gaussian read noise (0.02-0.5 electrons), dark offset subtracted, saturation of the 16-bit
-    converter. Returns the values, the factor on the shot-noise variance and the read noise in electrons."""
+    1-40 ADU), with probability ``psf_fraction`` spread by the camera's point-spread function (:func:`_camera_psf`:
+    the shot noise is blurred too, as in a scintillator), Gaussian read noise (0.02-0.5 electrons), dark offset
+    subtracted, saturation of the 16-bit converter. Returns the values, the factor on the shot-noise variance, the
+    read noise in electrons and the fraction of each electron's signal spread out of its disk by a long tail."""
     gain = float(np.exp(rng.uniform(0.0, np.log(40.0))))
     shape_k = rng.uniform(1.5, 10.0)  # per-electron signal spread (Landau-like, crudely)
     n = np.maximum(electrons, 0)
     signal = np.where(n > 0, rng.gamma(np.maximum(n, 1e-9) * shape_k, gain / shape_k), 0.0)
+    tail = 0.0
+    if _chance(rng, psf_fraction):
+        from scipy.signal import fftconvolve
+
+        k, tail = _camera_psf(rng)
+        signal = fftconvolve(signal, k, mode="same")
     read_e = rng.uniform(0.02, 0.5)
     offset = rng.uniform(50, 500)
     raw = np.clip(signal + offset + rng.normal(0, read_e * gain, n.shape), 0, 65535)
-    return raw - offset, 1.0 + 1.0 / shape_k, read_e
+    return raw - offset, 1.0 + 1.0 / shape_k, read_e, tail
+
+
+def _camera_psf(rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """A scintillator camera's point-spread function: a Gaussian core (sigma 0.3-1.2 px) and, in half the draws, a
+    long tail (5-35 % of the signal, exponential or power-law ``(1 + (r/l)^2)^-1.5``, length 2-16 px). Returns the
+    normalised kernel and the tail's fraction."""
+    sigma = rng.uniform(0.3, 1.2)
+    tail = rng.uniform(0.05, 0.35) if rng.random() < 0.5 else 0.0
+    length = rng.uniform(2.0, 16.0)
+    power = rng.random() < 0.5
+    h = int(np.ceil(max(4 * sigma, (8 if power else 5) * length if tail else 0, 1)))
+    r = np.hypot(*np.mgrid[-h:h + 1, -h:h + 1].astype(float))
+    core = np.exp(-0.5 * (r / sigma) ** 2)
+    k = (1 - tail) * core / core.sum()
+    if tail:
+        t = (1 + (r / length) ** 2) ** -1.5 if power else np.exp(-r / length)
+        k = k + tail * t / t.sum()
+    return k / k.sum(), tail
 

@@ -32,10 +32,11 @@ class DatasetSpec:
     size : int
         Image size, px (square).
     seed : int
-    randomization : {"v1", "v2", "v3"}
+    randomization : {"v1", "v2", "v3", "v4"}
         Which domain randomisation (:data:`py4dstem_ndpd.synth.randomized.RANDOMIZATIONS`): ``"v2"`` adds
         dynamical disk contrast, Kikuchi bands and integrating cameras to ``"v1"``; ``"v3"`` mixes the two and
-        adds speckled diffuse scattering and more overlapping lattices.
+        adds speckled diffuse scattering and more overlapping lattices; ``"v4"`` adds scintillator cameras (the
+        point-spread function blurs the shot noise, often with a long tail) to ``"v3"``.
     """
 
     n_train: int = 2400

@@ -79,3 +79,26 @@ def test_v3_adds_speckle_and_more_overlapping_lattices():
     assert RANDOMIZATIONS["v1"].speckle_fraction == 0 == RANDOMIZATIONS["v2"].speckle_fraction
     ps = patterns("v3", 10, seed=2)
     assert all(p.boxes.shape[1] == 4 for p in ps)
+
+
+def test_v4_scintillators_blur_the_noise_and_spread_a_tail():
+    from py4dstem_ndpd.synth.randomized import _camera_psf
+
+    rng = np.random.default_rng(4)
+    draws = [_camera_psf(rng) for _ in range(40)]
+    assert all(abs(k.sum() - 1) < 1e-9 and k.shape[0] % 2 == 1 for k, _ in draws)
+    tails = np.array([t for _, t in draws])
+    assert 0.2 < np.mean(tails > 0) < 0.8 and np.all((tails == 0) | ((tails >= 0.05) & (tails <= 0.35)))
+    assert all(p.counts.dtype == np.float32 for p in patterns("v4", 3, camera_psf_fraction=1.0,
+                                                               integrating_fraction=1.0))
+    from py4dstem_ndpd.synth.randomized import _integrating_camera
+
+    # a uniform field through a scintillator: the noise is correlated between neighbouring pixels, unlike that of
+    # a camera without the point-spread function
+    n = np.random.default_rng(0).poisson(50.0, (128, 128)).astype(float)
+    corr = []
+    for psf in (0.0, 1.0):
+        x = _integrating_camera(np.random.default_rng(2), n, psf)[0]
+        x = x - x.mean()
+        corr.append((x[:, 1:] * x[:, :-1]).mean() / (x * x).mean())
+    assert abs(corr[0]) < 0.05 and corr[1] > 0.3
