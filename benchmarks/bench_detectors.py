@@ -100,6 +100,7 @@ def main() -> None:
                    help="the validation abTEM file, preset seeds and camera settings (detectors_validation.json)")
     p.add_argument("--no-repair", action="store_true",
                    help="NDPD without DetectOptions.repair_dead_pixels (the detector before it existed)")
+    p.add_argument("--weights", default=None, help="detector weights (default: the shipped model)")
     p.add_argument("--out", default=None, help="name of the JSON (benchmarks/results/) and plot (default: "
                    "detectors, or detectors_validation with --validation)")
     a = p.parse_args()
@@ -119,7 +120,8 @@ def main() -> None:
             frames = counts if cam is None else cam.apply(counts, np.random.default_rng(int(np.log10(dose))))
             cam_truth = truth if cam is None else _snr_reference(truth, cam.truth(truth))
             t = time.perf_counter()
-            opts = CompareOptions(stages=False, detect=DetectOptions(repair_dead_pixels=not a.no_repair))
+            opts = CompareOptions(stages=False, weights=a.weights,
+                                  detect=DetectOptions(repair_dead_pixels=not a.no_repair))
             res = compare(py4DSTEM.DataCube(data=frames), truth=cam_truth, options=opts)
             row = {"source": name, "dose": dose, "camera": cam_name, "pattern_shape": list(frames.shape[-2:]),
                    "radius_px": cam_truth.disk_radius,
@@ -136,7 +138,8 @@ def main() -> None:
                 # the same frames with the camera's tail measured on a vacuum recording and taken off
                 tail = measure_camera_tail(vacuum_recording(cam, cam_truth.disk_radius, frames.shape[-2:], 77))
                 peaks = detect_scan(frames, options=DetectOptions(repair_dead_pixels=not a.no_repair,
-                                                                  camera_tail=tail), progress=False)
+                                                                  camera_tail=tail), weights=a.weights,
+                                    progress=False)
                 md = evaluate_detections(peaks, cam_truth, min_snr=3.0).to_dict()
                 dist = lattice_distortion(peaks, cam_truth, min_snr=3.0)[0]
                 row["ndpd_camera_tail"] = {k: md[k] for k in ("recall", "precision", "error_rms", "error_median",
@@ -146,6 +149,7 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row, default=lambda v: round(float(v), 4)), flush=True)
     out = {"benchmark": "held-out cameras", "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine_info(),
+           "weights": a.weights or "shipped",
            "cameras": {k: (repr(v) if v is not None else "counting detector") for k, v in cameras.items()},
            "counted": "peak SNR >= 3 on the counting detector, >= 1 radius from the edge", "rows": rows}
     (HERE / "results").mkdir(exist_ok=True)

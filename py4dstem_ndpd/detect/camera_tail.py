@@ -34,6 +34,7 @@ MIN_FRACTION = 0.01
 SATURATED_PIXELS = 4
 
 log = logging.getLogger(__name__)
+_warned: list[bool] = []
 
 
 @dataclass(frozen=True)
@@ -189,8 +190,11 @@ def remove_camera_tail(frames: np.ndarray, tail: CameraTail) -> np.ndarray:
     out = x3.copy()
     todo = np.flatnonzero(~saturated)
     if saturated.any():
-        log.warning("camera tail left on %d of %d patterns whose brightest pixels are saturated (%d or more at "
-                    "their maximum)", int(saturated.sum()), len(x3), SATURATED_PIXELS)
+        # once per process at warning level (a scan sends many batches), then at debug level
+        level = logging.DEBUG if _warned else logging.WARNING
+        _warned.append(True)
+        log.log(level, "camera tail left on %d of %d patterns of a batch whose brightest pixels are saturated (%d "
+                "or more at their maximum)", int(saturated.sum()), len(x3), SATURATED_PIXELS)
     if todo.size:
         pad = int(np.ceil(3 * tail.length_px))
         xp = np.pad(x3[todo], ((0, 0), (pad, pad), (pad, pad)), mode="edge").astype(np.float64)
