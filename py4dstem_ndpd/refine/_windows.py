@@ -51,17 +51,46 @@ def radial_grid(half: int) -> np.ndarray:
     return np.hypot(o[:, None], o[None, :])
 
 
-def remove_background(windows: np.ndarray, half: int, inner: float) -> np.ndarray:
+#: Ring pixels this many robust standard deviations off the first plane are left out of the background fit.
+OUTLIER_SIGMA = 4.0
+
+
+def remove_background(windows: np.ndarray, half: int, inner: float, robust: bool = False) -> np.ndarray:
     """Subtract a plane fitted to each window's pixels farther than ``inner`` px from its centre.
 
     Removes the local diffuse background and its gradient (which would pull intensity-weighted estimators
-    towards the pattern centre). Vectorised: one pseudo-inverse shared by all windows.
+    towards the pattern centre). With ``robust=True`` ring pixels more than :data:`OUTLIER_SIGMA` robust standard
+    deviations (at least the shot noise of counts at the ring's median) off the ring's median, then off the plane
+    fitted without them (the edge of a neighbouring disk reaching into the window, a hot pixel), are left out.
+    Vectorised over the windows.
     """
     o = np.arange(-half, half + 1, dtype=np.float64)
     X, Y = np.meshgrid(o, o, indexing="ij")
     ring = np.hypot(X, Y) > inner
     A = np.stack([np.ones(ring.sum()), X[ring], Y[ring]], 1)
-    coef = windows[:, ring] @ np.linalg.pinv(A).T  # (K, 3)
+    v = windows[:, ring].astype(np.float64)
+    coef = v @ np.linalg.pinv(A).T  # (K, 3): least squares on the whole ring
+    if not robust:
+        return windows - (coef[:, 0, None, None] + coef[:, 1, None, None] * X + coef[:, 2, None, None] * Y)
+    # outliers against the ring's median (a first plane would already lean towards them), then against the plane
+    # fitted without them
+    base = np.median(v, axis=1, keepdims=True)
+    # never below the shot noise of counts at the ring's level: the upper tail of faint Poisson counts is not an
+    # outlier (leaving it out would put the plane too low and make background noise look like a disk)
+    floor = np.sqrt(np.abs(base[:, 0]) + 1.0)
+    for _ in range(2):
+        res = v - base
+        mad = np.median(np.abs(res - np.median(res, axis=1, keepdims=True)), axis=1)
+        sigma = np.maximum(np.where(mad > 0, 1.4826 * mad, res.std(axis=1)), floor)
+        keep = np.abs(res) <= OUTLIER_SIGMA * sigma[:, None]
+        redo = (~keep).any(axis=1) & (keep.sum(axis=1) >= 0.5 * ring.sum()) & (sigma > 0)
+        if not redo.any():
+            break
+        w = keep[redo].astype(np.float64)
+        AtA = np.einsum("kp,pi,pj->kij", w, A, A)
+        Atb = np.einsum("kp,pi,kp->ki", w, A, v[redo])
+        coef[redo] = np.linalg.solve(AtA, Atb[..., None])[..., 0]
+        base = coef @ A.T
     plane = coef[:, 0, None, None] + coef[:, 1, None, None] * X + coef[:, 2, None, None] * Y
     return windows - plane
 

@@ -315,7 +315,15 @@ def probe_positions(
             dwin = extract_windows(np.asarray(dead, np.float32)[None], np.zeros(len(pidx), np.int64), pos[pidx],
                                    half)[0] > 0.5
             dwin = dwin if dwin.any() else None
-        t[has] = _centroid(win[pidx], loc[pidx], half, radius_px + 2.5, dead=dwin)
+        # the centroid on a robust background: where large disks are close together the edges of neighbours
+        # reach into the probe's background ring, and a plane leaning towards them moves the centre every disk is
+        # measured against (the correlation template keeps the plain background, like the windows it is matched to)
+        pwin = win[pidx]
+        if pidx.size:
+            raw, _ = extract_windows(frames, group[pidx], pos[pidx], half)
+            pwin = remove_background(raw, half, radius_px + 4.0, robust=True) * taper(
+                half, radius_px + 2.0, radius_px + 4.0)
+        t[has] = _centroid(pwin, loc[pidx], half, radius_px + 2.5, dead=dwin)
         if dwin is not None:
             crossed = dwin[:, radial_grid(half) <= radius_px + 2.5].any(1)
             wp, lp, tc = win[pidx], loc[pidx], t[has]

@@ -48,6 +48,24 @@ def test_remove_background_removes_a_plane_and_keeps_the_centre_signal():
     assert t[6, 6] == 1.0 and t[0, 0] == 0.0 and np.all((t >= 0) & (t <= 1))
 
 
+def test_remove_background_ignores_a_neighbouring_disk_in_its_ring():
+    """The edge of a bright neighbour reaching into the window must not tilt the plane (binned abTEM patterns)."""
+    rng = np.random.default_rng(0)
+    half = 11
+    o = np.arange(-half, half + 1, dtype=float)
+    X, Y = np.meshgrid(o, o, indexing="ij")
+    plane = 20.0 + 0.4 * X - 0.3 * Y
+    disk = 500.0 * (np.hypot(X, Y) <= 4.0)
+    neighbour = 400.0 * (np.hypot(X + 10.7, Y + 7.6) <= 4.0)  # its edge 9 px from the centre, inside the ring
+    win = rng.poisson(plane + disk + neighbour).astype(float)
+    out = remove_background(win[None], half, inner=8.0, robust=True)[0]
+    far = (np.hypot(X, Y) > 8.0) & (np.hypot(X + 10.7, Y + 7.6) > 5.0)
+    assert abs((out - (win - plane))[far].mean()) < 1.0  # the plane found is the true one, within the noise
+    # the centroid inside the disk is not pulled towards the neighbour
+    m = out * (np.hypot(X, Y) <= 6.5)
+    assert abs((m * X).sum() / m.sum()) < 0.02 and abs((m * Y).sum() / m.sum()) < 0.02
+
+
 @pytest.mark.parametrize("w", [24])
 def test_even_windows_would_have_a_complex_interpolant(w):
     """Why windows are odd: an even size puts a Nyquist term in the spectrum whose interpolant is not real."""
