@@ -51,7 +51,8 @@ def radial_grid(half: int) -> np.ndarray:
     return np.hypot(o[:, None], o[None, :])
 
 
-#: Ring pixels this many robust standard deviations off the first plane are left out of the background fit.
+#: With ``remove_background(robust=True)``, ring pixels this many robust standard deviations off the ring's median
+#: (then off the plane fitted without them) are left out of the background fit.
 OUTLIER_SIGMA = 4.0
 
 
