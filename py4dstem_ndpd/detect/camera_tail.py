@@ -69,8 +69,9 @@ def _kernel(shape: tuple[int, int], length_px: float) -> np.ndarray:
     return k / k.sum()
 
 
-def _direct_beam(v: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """Centre (qx, qy), radius (px) and interior level of the brightest disk of a vacuum pattern."""
+def _direct_beam(v: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """Centre (qx, qy), radius (px) and interior values (1.5 px inside its rim) of the brightest disk of a vacuum
+    pattern."""
     from scipy.ndimage import gaussian_filter, label
 
     s = gaussian_filter(v, 1.0)
@@ -81,7 +82,7 @@ def _direct_beam(v: np.ndarray) -> tuple[np.ndarray, float, float]:
     centre = np.array([(ii * w).sum(), (jj * w).sum()]) / max(w.sum(), 1e-300)
     radius = float(np.sqrt(region.sum() / np.pi))
     inner = np.hypot(*(np.indices(v.shape) - centre[:, None, None])) <= max(radius - 1.5, 0.5)
-    return centre, radius, float(np.median(v[inner]))
+    return centre, radius, v[inner]
 
 
 def _radial_mean(img: np.ndarray, centre: np.ndarray, n: int) -> np.ndarray:
@@ -126,11 +127,12 @@ def measure_camera_tail(vacuum: np.ndarray) -> CameraTail:
         raise InputError("vacuum holds NaN or inf; pass a dark-subtracted vacuum pattern with finite values.")
     if not v.max() > 0:
         raise InputError("vacuum has no positive values: it should show the direct beam with no specimen.")
-    centre, radius, level = _direct_beam(v)
-    inner = np.hypot(*(np.indices(v.shape) - centre[:, None, None])) <= max(radius - 1.5, 0.5)
-    if np.mean(v[inner] >= v.max()) > 0.1:
-        raise InputError(f"vacuum: the direct beam is saturated ({np.mean(v[inner] >= v.max()):.0%} of its pixels "
-                         f"read the maximum, {v.max():g}); record it at a lower dose per frame and average frames.")
+    centre, radius, interior = _direct_beam(v)
+    level = float(np.median(interior)) if interior.size else 0.0
+    at_max = float(np.mean(interior >= v.max())) if interior.size else 0.0
+    if at_max > 0.1:
+        raise InputError(f"vacuum: the direct beam is saturated ({at_max:.0%} of its pixels read the maximum, "
+                         f"{v.max():g}); record it at a lower dose per frame and average frames.")
     reach = int(min(centre[0], centre[1], v.shape[0] - 1 - centre[0], v.shape[1] - 1 - centre[1]))
     if not level > 0 or radius < 1.0 or reach < radius + 8:
         raise InputError(f"vacuum: no bright direct beam found well inside the pattern (radius {radius:.1f} px, "
