@@ -90,6 +90,15 @@ def _snr_reference(truth, counted_truth):
     return replace(counted_truth, disks=d)
 
 
+def _scores(peaks, truth) -> dict:
+    """Recall, precision, centre errors (px) and the RMS spurious strain of one method's detections."""
+    md = evaluate_detections(peaks, truth, min_snr=3.0).to_dict()
+    dist = lattice_distortion(peaks, truth, min_snr=3.0)[0]
+    out = {k: md[k] for k in ("recall", "precision", "error_rms", "error_median", "n_true", "n_detected")}
+    out["distortion_rms"] = float(np.sqrt(np.nanmean(dist**2))) if np.isfinite(dist).any() else float("nan")
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--doses", type=float, nargs="+", default=[1e5, 1e6])
@@ -128,23 +137,14 @@ def main() -> None:
                    # errors are in the camera's pixels; this many counting-detector pixels make one
                    "counting_px_per_px": counts.shape[-1] / frames.shape[-1], "seconds": time.perf_counter() - t}
             for method, m in res.methods.items():
-                md = evaluate_detections(m.peaks, cam_truth, min_snr=3.0).to_dict()
-                dist = lattice_distortion(m.peaks, cam_truth, min_snr=3.0)[0]
-                row[method] = {k: md[k] for k in ("recall", "precision", "error_rms", "error_median", "n_true",
-                                                  "n_detected")}
-                row[method]["distortion_rms"] = (float(np.sqrt(np.nanmean(dist**2))) if np.isfinite(dist).any()
-                                                 else float("nan"))
+                row[method] = _scores(m.peaks, cam_truth)
             if isinstance(cam, Scintillator):
                 # the same frames with the camera's tail measured on a vacuum recording and taken off
                 tail = measure_camera_tail(vacuum_recording(cam, cam_truth.disk_radius, frames.shape[-2:], 77))
                 peaks = detect_scan(frames, options=DetectOptions(repair_dead_pixels=not a.no_repair,
                                                                   camera_tail=tail), weights=a.weights,
                                     progress=False)
-                md = evaluate_detections(peaks, cam_truth, min_snr=3.0).to_dict()
-                dist = lattice_distortion(peaks, cam_truth, min_snr=3.0)[0]
-                row["ndpd_camera_tail"] = {k: md[k] for k in ("recall", "precision", "error_rms", "error_median",
-                                                               "n_true", "n_detected")}
-                row["ndpd_camera_tail"]["distortion_rms"] = float(np.sqrt(np.nanmean(dist**2)))
+                row["ndpd_camera_tail"] = _scores(peaks, cam_truth)
                 row["camera_tail"] = {"fraction": tail.fraction, "length_px": tail.length_px}
             rows.append(row)
             print(json.dumps(row, default=lambda v: round(float(v), 4)), flush=True)

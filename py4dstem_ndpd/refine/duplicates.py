@@ -64,7 +64,6 @@ def duplicate_detections(r: Refinement, radius_px: float) -> list[np.ndarray]:
             # best first: on a lattice, on the bigger lattice, brighter
             for i in np.lexsort((-snr, -size, lat < 0)):
                 if not flag[i]:
-                    flag[close[i] & ~flag] = True
-                    flag[i] = False
+                    flag |= close[i]  # every detection kept so far is farther than the limit from i
         out.append(flag)
     return out
