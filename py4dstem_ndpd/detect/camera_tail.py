@@ -194,7 +194,8 @@ def remove_camera_tail(frames: np.ndarray, tail: CameraTail) -> np.ndarray:
     if saturated.any():
         # once per process at warning level (a scan sends many batches), then at debug level
         level = logging.DEBUG if _warned else logging.WARNING
-        _warned.append(True)
+        if not _warned:
+            _warned.append(True)
         log.log(level, "camera tail left on %d of %d patterns of a batch whose brightest pixels are saturated (%d "
                 "or more at their maximum)", int(saturated.sum()), len(x3), SATURATED_PIXELS)
     if todo.size:
