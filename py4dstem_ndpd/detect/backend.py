@@ -204,8 +204,10 @@ class NDPDBackend:
     """
 
     def __init__(self, weights: str | None = None, options: DetectOptions | None = None) -> None:
+        from .._allocator import keep_large_buffers
         from .model import load_model
 
+        keep_large_buffers()  # reuse each batch's large buffers (see py4dstem_ndpd._allocator)
         self.weights = None if weights is None else str(weights)
         self.options = options or DetectOptions()
         self.model = load_model(self.weights, self.options.device)
