@@ -9,6 +9,11 @@ written to an HDF5 file (one pattern per HDF5 chunk). Then, reading from that fi
 * ``run_distributed`` on a ``LocalCluster`` of 1 and of 2 worker processes, one thread each (``OMP_NUM_THREADS=1``
   in the workers). Cluster start-up and the first model load are excluded: a warm-up run goes first.
 
+With the NDPD backend, two references on the same patterns, in this process: the network's forward passes alone
+(batches prepared beforehand: what the network alone costs; end to end adds reading, normalising, decoding and
+refinement) and py4DSTEM template matching at its most
+accurate settings (``TemplateOptions.accurate()``: multicorr, upsampling 16; the throughput target's baseline).
+
 Every case runs ``--repeats`` times after a warm-up and keeps the best wall time; rates are patterns / wall second,
 end to end (file read, preprocessing, model, decoding, assembly).
 
@@ -193,6 +198,8 @@ def bench_size(path: Path, n: int, backend_cls, params: dict, batch_size: int, r
     from py4dstem_ndpd.engine import BatchRunner
 
     out["async_lanes"] = BatchRunner(backend, EngineOptions(mode="async")).lanes()
+    if hasattr(backend, "_forward"):
+        out.update(bench_floor_and_template(path, n, backend, batch_size, repeats))
     for k in worker_counts:
         chunk = max(batch_size, -(-n // (4 * k)) // batch_size * batch_size)
         opts = DistributedOptions(engine=EngineOptions(batch_size=batch_size, chunk_size=chunk, progress=False))
@@ -202,6 +209,40 @@ def bench_size(path: Path, n: int, backend_cls, params: dict, batch_size: int, r
             wall = best_of(lambda: run_distributed(str(path), backend_cls, params, client, options=opts), repeats)
         out[f"dask_{k}_workers"] = {"patterns_per_s": n / wall, "wall_s": wall, "chunk_size": chunk}
         logger.info("  dask x%d %7.1f patterns/s", k, n / wall)
+    return out
+
+
+def bench_floor_and_template(path: Path, n: int, backend, batch_size: int, repeats: int) -> dict:
+    """Two references for the NDPD rates, on the same patterns in this process.
+
+    * ``network_only``: the network's forward passes alone (torch's threads, batches of ``batch_size``
+      normalised and resized beforehand, from memory): what the network alone costs per pattern here.
+    * ``template_matching``: py4DSTEM template matching at its most accurate settings
+      (:func:`py4dstem_ndpd.baseline.template_matching`, ``TemplateOptions.accurate()``: multicorr, upsampling
+      16), the baseline of the throughput target, timed as its ``seconds`` (disk detection, from memory).
+    """
+    import h5py
+    import py4DSTEM
+
+    from py4dstem_ndpd.baseline import TemplateOptions, template_matching
+    from py4dstem_ndpd.detect.backend import _resize_batch
+    from py4dstem_ndpd.detect.preprocess import normalize
+
+    with h5py.File(path, "r") as f:
+        data = np.asarray(f["data"][...], np.float32)
+    frames = data.reshape((-1,) + data.shape[2:])
+    batches = [_resize_batch(normalize(frames[i : i + batch_size]), backend.imgsz)[0]
+               for i in range(0, len(frames), batch_size)]
+    wall = best_of(lambda: [backend._forward(x) for x in batches], repeats)
+    out = {"network_only": {"patterns_per_s": n / wall, "wall_s": wall}}
+    logger.info("  %-12s %8.1f patterns/s", "network only", n / wall)
+    dc = py4DSTEM.DataCube(data=data)
+    seconds = []
+    for _ in range(repeats):
+        seconds.append(template_matching(dc, options=TemplateOptions.accurate()).seconds)
+    out["template_matching"] = {"patterns_per_s": n / min(seconds), "wall_s": min(seconds),
+                                "settings": "TemplateOptions.accurate()"}
+    logger.info("  %-12s %8.1f patterns/s", "template", n / min(seconds))
     return out
 
 
@@ -273,7 +314,8 @@ def plot(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    cases = [c for c in ("sync", "async", "async_1_lane", "dask_1_workers", "dask_2_workers")
+    cases = [c for c in ("sync", "async", "async_1_lane", "dask_1_workers", "dask_2_workers", "network_only",
+                         "template_matching")
              if any(c in r for r in results["throughput"].values())]
     sizes = list(results["throughput"])
     w = 0.8 / max(1, len(sizes))
@@ -281,8 +323,10 @@ def plot(results: dict, path: Path) -> None:
         vals = [results["throughput"][s].get(c, {}).get("patterns_per_s", 0) for c in cases]
         ax1.bar(np.arange(len(cases)) + i * w, vals, w, label=f"{s} px")
     ax1.set_xticks(np.arange(len(cases)) + w * (len(sizes) - 1) / 2)
-    ax1.set_xticklabels([c.replace("dask_", "dask ").replace("_workers", " wk") for c in cases])
-    ax1.set_ylabel("patterns / s (end to end)")
+    ax1.set_xticklabels([c.replace("dask_", "dask ").replace("_workers", " wk").replace("network_only", "network\nalone")
+                         .replace("template_matching", "template\nmatching").replace("async_1_lane", "async\n1 lane")
+                         for c in cases], fontsize=8)
+    ax1.set_ylabel("patterns / s (end to end; network alone: forward passes only)")
     ax1.set_title(f"throughput, backend {results['settings']['backend']}")
     ax1.legend()
     mem = results.get("memory")
