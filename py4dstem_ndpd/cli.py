@@ -281,7 +281,8 @@ def _add_detect_args(p):
                    help="detector counts per electron (default: read from the data; give it for counts multiplied "
                         "by an integer after counting)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="patterns per forward pass (default: 32 on a CPU, from the free memory on a GPU)")
 
 
 def build_parser() -> argparse.ArgumentParser:

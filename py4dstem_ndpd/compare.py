@@ -114,7 +114,7 @@ def _frames(datacube) -> np.ndarray:
 def _stage_peaks(backend: NDPDBackend, frames: np.ndarray, scan_shape) -> dict[str, ScanPeaks]:
     """NDPD's rounded-box and DFL centres, from one pass of the network."""
     box, dfl = [], []
-    bs = backend.options.batch_size
+    bs = backend.preferred_batch_size()
     for i in range(0, len(frames), bs):
         batch = frames[i : i + bs]
         prepared, _ = backend.prepare(batch)

@@ -57,8 +57,9 @@ class DetectOptions:
     device : {"auto", "cpu", "cuda", "cuda:N"}
     amp : bool
         Mixed precision (fp16 autocast) on CUDA; ignored on the CPU (float32).
-    batch_size : int
-        Patterns per forward pass.
+    batch_size : int or None
+        Patterns per forward pass. ``None`` (default): 32 on a CPU; on CUDA as many as half of the free device
+        memory holds (8-256, measured once with a probe batch; :mod:`py4dstem_ndpd.detect.batching`).
     max_disks : int
         At most this many disks per pattern (the most confident).
     min_snr_off_lattice : float or None
@@ -96,7 +97,7 @@ class DetectOptions:
     refine: Refine = "lattice"
     device: str = "auto"
     amp: bool = True
-    batch_size: int = 32
+    batch_size: int | None = None
     max_disks: int = 1000
     min_snr_off_lattice: float | None = 5.0
     min_snr_empty_sites: float | None = None
@@ -118,8 +119,8 @@ class DetectOptions:
             raise ConfigError(
                 f"refine must be 'lattice', 'autocorrelation', 'probe' or 'none', got {self.refine!r}."
             )
-        if int(self.batch_size) <= 0:
-            raise ConfigError(f"batch_size must be > 0, got {self.batch_size!r}.")
+        if self.batch_size is not None and int(self.batch_size) <= 0:
+            raise ConfigError(f"batch_size must be > 0 or None (chosen for the device), got {self.batch_size!r}.")
         if int(self.max_disks) <= 0:
             raise ConfigError(f"max_disks must be > 0, got {self.max_disks!r}.")
         if self.min_snr_empty_sites is not None and not float(self.min_snr_empty_sites) > 0:
@@ -216,10 +217,39 @@ class NDPDBackend:
                           else self.model.meta.get("conf", DEFAULT_CONF))
         self.times = StageTimes()
         self.last_radius: float | None = None
+        self._batch_size: int | None = None if self.options.batch_size is None else int(self.options.batch_size)
 
     def params(self) -> dict:
         """Constructor arguments (picklable)."""
         return {"weights": self.weights, "options": self.options}
+
+    def preferred_batch_size(self) -> int:
+        """Patterns per forward pass: ``options.batch_size``, else chosen for the device, once
+        (:mod:`~py4dstem_ndpd.detect.batching`: 32 on a CPU, from the free memory on CUDA). The engine uses it when
+        ``EngineOptions.batch_size`` is None."""
+        if self._batch_size is None:
+            from .batching import CPU_BATCH
+
+            self._batch_size = CPU_BATCH if self.model.device.type != "cuda" else self._cuda_batch_size()
+        return self._batch_size
+
+    def _cuda_batch_size(self) -> int:
+        """Batch size from the free device memory and a probe forward pass (see :mod:`.batching`)."""
+        import torch
+
+        from .batching import PROBE_BATCH, batch_size_for_memory
+
+        dev = self.model.device
+        torch.cuda.synchronize(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        base = torch.cuda.memory_allocated(dev)
+        self._forward(np.zeros((PROBE_BATCH, self.imgsz, self.imgsz), np.float32))
+        torch.cuda.synchronize(dev)
+        per = max(1.0, (torch.cuda.max_memory_allocated(dev) - base) / PROBE_BATCH)
+        free, _ = torch.cuda.mem_get_info(dev)
+        bs = batch_size_for_memory(free, per)
+        logger.info("batch size %d on %s (%.1f MB per pattern, %.0f MB free)", bs, dev, per / 2**20, free / 2**20)
+        return bs
 
     def default_lanes(self) -> int:
         """Batches the engine's async mode should run through this backend at once (see :meth:`lanes`).
@@ -284,7 +314,7 @@ class NDPDBackend:
         if frames.shape[0] == 0:
             return []
         out: list[np.ndarray] = []
-        bs = int(self.options.batch_size)
+        bs = self.preferred_batch_size()
         for i in range(0, frames.shape[0], bs):
             out.extend(self._detect_batch(frames[i : i + bs]))
         return out

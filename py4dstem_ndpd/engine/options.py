@@ -36,9 +36,12 @@ class EngineOptions:
 
     Attributes
     ----------
-    batch_size : int
-        Patterns per call of ``backend.detect`` (default 32). Larger batches use the GPU better and need
-        ``batch_size * Qx * Qy`` more values in memory per queued batch.
+    batch_size : int or None
+        Patterns per call of ``backend.detect``. Larger batches use the GPU better and need
+        ``batch_size * Qx * Qy`` more values in memory per queued batch. ``None`` (default): the backend's
+        ``preferred_batch_size()`` (the NDPD detector: 32 on a CPU, from the free memory on a GPU), else 32, and
+        at most what keeps one batch of patterns below
+        :data:`~py4dstem_ndpd.engine.runner.AUTO_BATCH_BYTES` (256 MB).
     mode : {"async", "sync"}
         ``"async"`` (default): a reader thread prefetches the next batches into a bounded queue while the
         backend runs, and post-processing overlaps with the model, in a small thread pool or, with ``lanes > 1``,
@@ -72,7 +75,7 @@ class EngineOptions:
         directory that already holds a checkpoint is refused (nothing is overwritten by accident).
     """
 
-    batch_size: int = 32
+    batch_size: int | None = None
     mode: Mode = "async"
     prefetch: int = 2
     postprocess_threads: int = field(default_factory=lambda: default_postprocess_threads())
@@ -84,7 +87,9 @@ class EngineOptions:
 
     def __post_init__(self) -> None:
         o = "EngineOptions"
-        _check_int(o, "batch_size", self.batch_size, 1, "use 8..64 on a CPU, 32..256 on a GPU.")
+        if self.batch_size is not None:
+            _check_int(o, "batch_size", self.batch_size, 1, "use None (chosen for the device), 8..64 on a CPU or "
+                       "32..256 on a GPU.")
         if self.mode not in ("sync", "async"):
             raise ConfigError(f"EngineOptions.mode must be 'sync' or 'async', got {self.mode!r}")
         _check_int(o, "prefetch", self.prefetch, 1, "2 batches are enough to hide the reading time.")

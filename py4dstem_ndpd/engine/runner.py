@@ -41,6 +41,11 @@ log = logging.getLogger(__name__)
 
 _DONE = object()
 
+#: Batch size of ``EngineOptions(batch_size=None)`` for backends without ``preferred_batch_size()``.
+DEFAULT_BATCH = 32
+#: An automatic batch holds at most this many bytes of float32 patterns (e.g. 64 patterns of 1024 x 1024).
+AUTO_BATCH_BYTES = 256 * 2**20
+
 
 class _Failure:
     def __init__(self, exc: BaseException) -> None:
@@ -214,6 +219,19 @@ class BatchRunner:
     def _whole(self, frames: np.ndarray) -> list[np.ndarray]:
         return self._post(self._model(frames), frames)
 
+    def batch_size(self, pattern_shape: Sequence[int] | None = None) -> int:
+        """Patterns per batch: ``options.batch_size``, else the backend's ``preferred_batch_size()`` (else
+        :data:`DEFAULT_BATCH`), capped so that one batch of float32 patterns of ``pattern_shape`` (Qx, Qy) stays
+        below :data:`AUTO_BATCH_BYTES`."""
+        if self.options.batch_size is not None:
+            return int(self.options.batch_size)
+        pref = getattr(self.backend, "preferred_batch_size", None)
+        bs = max(1, int(pref())) if callable(pref) else DEFAULT_BATCH
+        if pattern_shape is not None:
+            per = 4 * int(np.prod([int(n) for n in pattern_shape]))
+            bs = min(bs, max(1, AUTO_BATCH_BYTES // max(per, 1)))
+        return bs
+
     def lanes(self) -> int:
         """Batches the async mode runs at once: ``options.lanes``, else ``backend.default_lanes()``, else 1."""
         if self.options.lanes is not None:
@@ -350,7 +368,7 @@ class BatchRunner:
             Index into ``ranges`` and its ``stop - start`` peak tables, in the order of ``ranges``.
         """
         src = as_source(source)
-        bs = self.options.batch_size
+        bs = self.batch_size(src.pattern_shape)
         plan = [(k, a, min(a + bs, stop)) for k, (start, stop) in enumerate(ranges) for a in range(start, stop, bs)]
         acc: dict[int, list[np.ndarray]] = {}
         for k, (start, stop) in enumerate(ranges):

@@ -11,7 +11,7 @@ from py4dstem_ndpd.exceptions import ConfigError
 
 def test_defaults_are_valid():
     o = EngineOptions()
-    assert (o.batch_size, o.mode, o.prefetch, o.checkpoint_dir, o.resume) == (32, "async", 2, None, False)
+    assert (o.batch_size, o.mode, o.prefetch, o.checkpoint_dir, o.resume) == (None, "async", 2, None, False)
     assert DistributedOptions().engine == o
 
 

@@ -185,3 +185,34 @@ def test_h5_source_is_closed_after_a_run(sim):
     src = H5Source(sim.path)
     run_scan(src, LocalMaxima(), options=_opts(batch_size=32))
     assert src._file is None
+
+
+class _BatchRecorder(LocalMaximaDetectOnly):
+    """Records the size of every batch it gets; optionally prefers a batch size."""
+
+    def __init__(self, preferred: int | None = None) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+        if preferred is not None:
+            self.preferred_batch_size = lambda: preferred
+
+    def detect(self, frames: np.ndarray) -> list[np.ndarray]:
+        self.sizes.append(len(frames))
+        return super().detect(frames)
+
+
+def test_automatic_batch_size_comes_from_the_backend_and_is_capped_by_pattern_memory():
+    from py4dstem_ndpd.engine.runner import AUTO_BATCH_BYTES, DEFAULT_BATCH
+
+    data = np.random.default_rng(0).poisson(2.0, (5, 20, 16, 16)).astype(np.float32)
+    for preferred, want in ((None, DEFAULT_BATCH), (12, 12)):
+        b = _BatchRecorder(preferred)
+        run_scan(data, b, options=EngineOptions(progress=False, mode="sync"))
+        assert max(b.sizes) == want and sum(b.sizes) == 100
+    b = _BatchRecorder(12)
+    run_scan(data, b, options=EngineOptions(batch_size=7, progress=False, mode="sync"))
+    assert max(b.sizes) == 7  # an explicit batch size wins
+    runner = BatchRunner(_BatchRecorder(256), EngineOptions(progress=False))
+    big = (2048, 2048)  # 16 MB per float32 pattern
+    assert runner.batch_size(big) == AUTO_BATCH_BYTES // (4 * 2048 * 2048) == 16
+    assert runner.batch_size((64, 64)) == 256
