@@ -68,6 +68,23 @@ def test_compare_with_a_vacuum_probe(tmp_path, capsys):
     assert "vacuum probe" in capsys.readouterr().err
 
 
+def test_bench_takes_turns_and_reports_both_methods(capsys):
+    import pytest
+
+    from py4dstem_ndpd.compare import CompareOptions
+    from py4dstem_ndpd.exceptions import ConfigError
+
+    assert main(["bench", "--scan", "2", "2", "--size", "128", "--repeats", "2"]) == EXIT_OK
+    out = json.loads(capsys.readouterr().out)
+    assert out["repeats"] == 2 and out["patterns"] == 4
+    assert out["methods"]["ndpd"]["recall"] == 1.0  # 10^6 e-, the Si/SiGe preset
+    assert out["methods"]["template"]["patterns_per_s"] > 0
+    assert out["speedup"] == pytest.approx(out["methods"]["ndpd"]["patterns_per_s"]
+                                           / out["methods"]["template"]["patterns_per_s"])
+    with pytest.raises(ConfigError, match="repeats"):
+        CompareOptions(repeats=0)
+
+
 def test_detect_flags_reach_the_detector_options():
     """The detect flags set the DetectOptions the run uses (the dead-pixel repair is on unless switched off)."""
     from py4dstem_ndpd.cli import _detect_options, build_parser
