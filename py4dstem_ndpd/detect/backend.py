@@ -218,6 +218,11 @@ class NDPDBackend:
         self.times = StageTimes()
         self.last_radius: float | None = None
         self._batch_size: int | None = None if self.options.batch_size is None else int(self.options.batch_size)
+        self._graph = None
+        if self.model.device.type == "cpu":
+            from .model import traced_raw_forward
+
+            self._graph = traced_raw_forward(self.model, self.imgsz)  # None: eager forward passes
 
     def params(self) -> dict:
         """Constructor arguments (picklable)."""
@@ -287,6 +292,10 @@ class NDPDBackend:
             t = t.pin_memory().to(dev, non_blocking=True)
         if self.model.in_channels == 3:
             t = t.expand(-1, 3, -1, -1)
+        if self._graph is not None and t.shape[-2:] == (self.imgsz, self.imgsz):
+            with torch.no_grad():
+                boxes, scores, *feats = self._graph(t.contiguous(memory_format=torch.channels_last))
+            return {"boxes": boxes, "scores": scores, "feats": feats}
         use_amp = dev.type == "cuda" and self.options.amp
         with torch.inference_mode(), torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=use_amp):
             _, raw = self.model.net(t)
