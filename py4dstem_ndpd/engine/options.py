@@ -62,7 +62,8 @@ class EngineOptions:
         (default): what the backend asks for (``backend.default_lanes()``: 2 for the NDPD detector on a CPU, 1 on a
         GPU), else 1. Measured on a 2-core CPU (``benchmarks/bench_throughput.py``, 16 x 16 Si/SiGe patterns
         read from an HDF5 file, two runs): two lanes gave 1.11-1.16x the patterns/s of sync mode at 256 px and
-        1.32-1.73x at 512 px; one lane 0.90-1.07x and 1.10-1.11x (``docs/performance.md``).
+        1.32-1.73x at 512 px; one lane 0.90-1.07x and 1.10-1.11x. On 2026-12-02, with a faster sync mode, two lanes
+        gave 1.17-1.19x and 1.14-1.34x (``docs/performance.md``).
     progress : bool
         Show a progress bar (``tqdm.auto``) with patterns/s and the remaining time (default True).
     chunk_size : int
