@@ -11,8 +11,8 @@ written to an HDF5 file (one pattern per HDF5 chunk). Then, reading from that fi
 
 With the NDPD backend, two references on the same patterns, in this process: the network's forward passes alone
 (batches prepared beforehand: what the network alone costs; end to end adds reading, normalising, decoding and
-refinement) and py4DSTEM template matching at its most
-accurate settings (``TemplateOptions.accurate()``: multicorr, upsampling 16; the throughput target's baseline).
+refinement) and py4DSTEM template matching at its most accurate settings (``TemplateOptions.accurate()``:
+multicorr, upsampling 16; the throughput target's baseline).
 
 Every case runs ``--repeats`` times after a warm-up and keeps the best wall time; rates are patterns / wall second,
 end to end (file read, preprocessing, model, decoding, assembly).
