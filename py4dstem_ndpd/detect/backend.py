@@ -482,20 +482,29 @@ def _append_sites(decoded: list, centres: list, added) -> tuple[list, list]:
 
 
 class _LaneThreads:
-    """Process-wide torch thread count while lanes run (reference-counted; see :meth:`NDPDBackend.lanes`)."""
+    """Process-wide torch and BLAS thread counts while lanes run (reference-counted; see :meth:`NDPDBackend.lanes`).
+
+    BLAS (OpenBLAS, for the refinement's small matrix products) gets the same share as torch: its idle threads
+    otherwise wake on the core the other lane's network is using. Interleaved A/B, two lanes, 256 px: median
+    131.6 -> 145.7 and 140.2 -> 146.6 patterns/s in two runs of 4 rounds (best 152.4 -> 156.2, 146.3 -> 148.5);
+    512 px: median 98.4 -> 100.7.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._users = 0
         self._before = 0
+        self._blas = None
 
     def enter(self, n: int) -> None:
         import torch
+        from threadpoolctl import threadpool_limits
 
         with self._lock:
             if self._users == 0:
                 self._before = torch.get_num_threads()
                 torch.set_num_threads(max(1, self._before // n))
+                self._blas = threadpool_limits(limits=max(1, self._before // n), user_api="blas")
             self._users += 1
 
     def exit(self) -> None:
@@ -505,6 +514,9 @@ class _LaneThreads:
             self._users -= 1
             if self._users == 0:
                 torch.set_num_threads(self._before)
+                if self._blas is not None:
+                    self._blas.restore_original_limits()
+                    self._blas = None
 
 
 _LANES = _LaneThreads()

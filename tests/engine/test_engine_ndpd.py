@@ -78,16 +78,24 @@ def test_ndpd_sync_async_distributed_agree(ndpd, scan128, dask_client):
         assert all(dask_client.run(large_buffers_kept).values())
 
 
+def _blas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
 def test_overlapping_runs_share_the_lane_threads_and_restore_them(ndpd):
     import torch
 
-    before = torch.get_num_threads()
+    before, blas_before = torch.get_num_threads(), _blas_threads()
     first, second = ndpd.lanes(2), ndpd.lanes(2)
     first.__enter__()
     inside = torch.get_num_threads()
     assert inside == max(1, before // 2)
+    assert all(n == max(1, before // 2) for n in _blas_threads())  # BLAS gets the same share as torch
     second.__enter__()
     first.__exit__(None, None, None)
     assert torch.get_num_threads() == inside  # the second run is still going
     second.__exit__(None, None, None)
     assert torch.get_num_threads() == before
+    assert _blas_threads() == blas_before
