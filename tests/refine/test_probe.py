@@ -1,5 +1,6 @@
 """The direct beam as the probe (refine/probe.py): which disk it is, and how the detector's own errors are weighed."""
 import numpy as np
+import pytest
 
 from py4dstem_ndpd.refine import refine
 from py4dstem_ndpd.refine.benchmark import rms_errors
@@ -142,3 +143,36 @@ def test_the_direct_beam_is_not_pulled_by_neighbours_reaching_into_its_backgroun
         p = peaks.at(0, n)
         d = np.hypot(p["qx"] - truth.origin[0, n, 0], p["qy"] - truth.origin[0, n, 1])
         assert d.min() < 0.15, (n, d.min())
+
+
+def _probe_windows(radius: float, seeds: range, scale: float):
+    """Noisy renders of one disk, cut and flattened as :func:`probe_positions` does for a probe."""
+    from py4dstem_ndpd.refine._windows import extract_windows, remove_background, taper
+
+    half = int(np.ceil(radius + 7.0))
+    centre = np.array([[31.3, 32.6]])
+    frames = np.stack([render(centre, radius, shape=(64, 64), scale=scale, seed=s) for s in seeds])
+    win, anchor = extract_windows(frames, np.arange(len(frames)), np.repeat(centre, len(frames), 0), half)
+    flat = remove_background(win, half, radius + 4.0, robust=True)
+    return flat * taper(half, radius + 2.0, radius + 4.0), centre - anchor, half
+
+
+@pytest.mark.parametrize("radius", [3.0, 10.0])
+def test_the_direct_beam_takes_the_more_precise_of_its_centroid_and_its_centre_of_symmetry(radius):
+    """The centroid weighs a disk's pixels by their distance from its centre, the centre of point symmetry (the
+    self-convolution maximum) weighs its edge: on a small disk the first is the more precise, on a large sharp one
+    the second. The predicted variances pick, per probe, the one with the smaller error."""
+    from py4dstem_ndpd.refine.probe import _centroid, _precise_probe_centre
+
+    win, truth, half = _probe_windows(radius, range(200), 30.0)
+    start = truth + 0.3
+    centroid = _centroid(win, start, half, radius + 2.5)
+    best = _precise_probe_centre(win, np.maximum(win, 0.0) + 1.0, centroid, half, radius + 2.5, 0.5)
+    rms = lambda c: float(np.sqrt(np.mean(np.sum((c - truth) ** 2, 1))))  # noqa: E731
+    moved = np.any(best != centroid, 1)
+    if radius < 5:
+        assert moved.mean() < 0.1, moved.mean()
+        assert rms(best) <= 1.02 * rms(centroid)
+    else:
+        assert moved.mean() > 0.9, moved.mean()
+        assert rms(best) < 0.85 * rms(centroid), (rms(best), rms(centroid))
