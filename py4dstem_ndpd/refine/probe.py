@@ -9,8 +9,9 @@ patterns of a batch:
 2. take the direct beam of each pattern as the probe (the brightest disk, unless another bright disk is a far
    better centre of symmetry of the pattern: :func:`choose_probes`) and locate it by an iterated centroid
    within a soft disk of radius ``radius + 2.5`` px centred on the current estimate (it converges to the centre
-   of symmetry of a centrosymmetric probe; 0.17 px RMS at 1e3 electrons per pattern against 0.20 for the
-   self-convolution maximum; a flat-disk matched filter was better on some scans and worse on others, and
+   of symmetry of a centrosymmetric probe), or by its centre of point symmetry (the maximum of its
+   self-convolution) where that has the smaller predicted shot-noise error, as on large sharp disks
+   (:func:`_precise_probe_centre`; a flat-disk matched filter was better on some scans and worse on others, and
    depends on the radius estimate, so it is not used); where the probe's rim puts its centre measurably elsewhere
    (intensity sloping across the direct beam, as off a zone axis: :func:`_edge_probes`), the rim position is
    taken instead;
@@ -227,6 +228,13 @@ def _centroid(win: np.ndarray, start: np.ndarray, half: int, radius: float, iter
     return c
 
 
+#: Probes fainter than this SNR keep their centroid (:func:`_precise_probe_centre`): there the predicted error of
+#: the centre of symmetry is too optimistic. On validation scans at 1e3 electrons (probe SNR 14-18) it predicted
+#: 0.12-0.16 px against 0.22-0.47 px measured, and was chosen over a centroid that was 0.20-0.37 px; from 1e4
+#: electrons (SNR 48-55) the choice was right in every case.
+SYMMETRY_MIN_SNR = 30.0
+
+
 def _precise_probe_centre(win: np.ndarray, var: np.ndarray, centroid: np.ndarray, half: int, radius: float,
                           lowpass_px: float) -> np.ndarray:
     """Per probe, the centroid or the centre of point symmetry, whichever has the smaller predicted error.
@@ -238,10 +246,11 @@ def _precise_probe_centre(win: np.ndarray, var: np.ndarray, centroid: np.ndarray
     ``sum(m^2 (q - c)^2 var) / sum(m I)^2`` with ``m`` its soft disk; ``var`` (K, w, w) is each pixel's noise
     variance. The centroid weighs every pixel of the disk by its distance from the centre, the symmetric centre
     weighs the edge: the first wins on small or soft-edged disks, the second on large sharp ones. Measured on the
-    direct beam of validation scans (6 x 6 positions, seeds 5300, 1e4-1e6 electrons; RMS px): 4 px disks
+    direct beam of validation scans (6 x 6 positions, seed 5300, 1e4-1e6 electrons; RMS px): 4 px disks
     (256 px patterns) centroid 0.0051-0.098, symmetric centre 0.0061-0.100; 8 px disks (512 px) 0.010-0.122
     against 0.0089-0.104; the prediction picked the better one in all 12 cases, and was within 10 % of the
-    measured RMS from 1e5 electrons. Returns local centres (K, 2).
+    measured RMS from 1e5 electrons. Fainter probes than :data:`SYMMETRY_MIN_SNR` are not given to it. Returns
+    local centres (K, 2).
     """
     if len(win) == 0:
         return centroid
@@ -364,13 +373,15 @@ def probe_positions(
             pwin = flat * taper(half, radius_px + 2.0, radius_px + 4.0)
         t[has] = _centroid(pwin, loc[pidx], half, radius_px + 2.5, dead=dwin)
         if pidx.size:
-            # the more precise of the centroid and the centre of point symmetry (not where dead pixels cross the
-            # probe: those get the masked centre of symmetry below)
-            free = np.ones(len(pidx), dtype=bool) if dwin is None else ~dwin.any((1, 2))
-            noise2 = flat[:, radial_grid(half) > radius_px + 4.0].var(1)
+            # the more precise of the centroid and the centre of point symmetry, for bright probes without dead
+            # pixels (a probe that they cross gets the masked centre of symmetry below)
+            free = snr[pidx] >= SYMMETRY_MIN_SNR
+            if dwin is not None:
+                free &= ~dwin.any((1, 2))
+            noise2 = flat[free][:, radial_grid(half) > radius_px + 4.0].var(1)
             t_has = t[has]
-            t_has[free] = _precise_probe_centre(pwin[free], noise2[free, None, None] + gain * np.maximum(pwin[free], 0.0),
-                                                t_has[free], half, radius_px + 2.5, lowpass_px)
+            var = noise2[:, None, None] + gain * np.maximum(pwin[free], 0.0)  # counts^2 per pixel
+            t_has[free] = _precise_probe_centre(pwin[free], var, t_has[free], half, radius_px + 2.5, lowpass_px)
             t[has] = t_has
         if dwin is not None:
             crossed = dwin[:, radial_grid(half) <= radius_px + 2.5].any(1)
@@ -563,7 +574,7 @@ def _edge_probes(Fp: np.ndarray, t: np.ndarray, snr: np.ndarray, half: int, radi
     (:mod:`~py4dstem_ndpd.refine.edge`) on its gradients less the interior's mean slope
     (:func:`~py4dstem_ndpd.refine.edge.remove_interior_slope`), alternating with its radius ``iterations`` times;
     where that is more than ``max(EDGE_PROBE_MIN_SHIFT_PX, EDGE_PROBE_NOISE * radius / snr)`` from the centroid,
-    the edge position is taken. Otherwise the centroid stays: on uniform disks it is the more precise of the two
+    the edge position is taken. Otherwise ``t`` stays: on uniform disks it is the more precise of the two
     (direct beam RMS, this package's presets at 1e4-1e7 electrons: centroid 0.003-0.093 px, edge 0.008-0.151 px),
     and the point symmetry test of :func:`asymmetry` does not see a gradient across a disk (0.02 on these tilted
     patterns).
