@@ -16,7 +16,11 @@ Methods (``refine_centres(..., method=...)``):
     3. ``g1, g2`` of every lattice are fitted by weighted least squares, origin fixed, to the per-disk
        positions (weight ``(snr / 3)**2``, their measured error) and to the detected centres (weight
        ``1 / detector_sigma_px**2``, free common offset), dropping outliers;
-    4. disks left out are indexed again against the fitted lattices, and every indexed disk is moved to its
+    4. where the plain cross-correlation won (symmetric disk interiors), the origin moves by the weighted mean
+       residual of the well-separated disks in Friedel pairs, the direct beam among them
+       (:func:`_origin_offsets`): all positions are measured against the probe, so its own error is shared by
+       every disk, and the other disks measure part of it;
+    5. disks left out are indexed again against the fitted lattices, and every indexed disk is moved to its
        site ``origin + u g1 + v g2``. A disk on no lattice keeps its per-disk position if its SNR is at least
        ``min_snr`` and its correction at most ``max_shift_px``, else the detector's centre.
 
@@ -333,21 +337,27 @@ def refine(
     t0 = time.perf_counter()
     gid = np.where(lat >= 0, group * L + np.maximum(lat, 0), -1)
     sel = (lat >= 0) & np.any(uv != 0, 1)
+    plain = np.zeros(N, dtype=bool)  # patterns whose chosen per-disk positions are the plain correlation's
+    crowded = _crowded(C, group, 2.0 * float(radius_px) + 4.0)
     if method == "lattice":
         fitted = _fit_from_disks(pf, C, uv, gid, sel, origin, N * L, opts)
-        choice = _choose_variant(pf, C, uv, gid, sel, origin, L, opts, fitted,
-                                 _crowded(C, group, 2.0 * float(radius_px) + 4.0), group)
+        choice = _choose_variant(pf, C, uv, gid, sel, origin, L, opts, fitted, crowded, group)
         if choice is not None:
-            chosen, fitted, positions = choice
+            chosen, fitted, positions, names = choice
             k = (chosen[group] > 0) & trusted
             out[k] = positions[k]
-            timings["variant_patterns"] = {name: int(np.sum(chosen == i)) for i, name in
-                                           enumerate(["hybrid"] + list(pf.alternatives))}
+            timings["variant_patterns"] = {name: int(np.sum(chosen == i)) for i, name in enumerate(names)}
+            if "plain" in names:
+                plain = chosen == names.index("plain")
+        elif opts.whitening <= 0:
+            plain[:] = True  # every per-disk position is a plain cross-correlation
     else:
         fitted = _fit_from_autocorrelation(x, bases.reshape(N * L, 2, 2), uv, gid, sel, float(radius_px))
     fitted = fitted.reshape(N, L, 2, 2)
     ok = np.all(np.isfinite(fitted), axis=(2, 3))
     bases = np.where(ok[..., None, None], fitted, bases)
+    if np.any(plain):
+        origin = origin + _origin_offsets(pf, lat, uv, group, origin, bases, crowded, plain)
     timings["fit"] = time.perf_counter() - t0
 
     # --- second chance for disks left out by the first indexing (noisy detected direct beam, far orders) -------
@@ -638,6 +648,55 @@ def _detector_sigma(pf, detected, k, g, n_groups: int, floor: float, min_snr: fl
     return sigma
 
 
+#: Fewest disks (in Friedel pairs) that may move a pattern's origin (:func:`_origin_offsets`).
+ORIGIN_MIN_DISKS = 6
+
+
+def _origin_offsets(pf, lat, uv, group, origin, bases, crowded, use, min_snr: float = 5.0,
+                    max_residual_px: float = 0.5) -> np.ndarray:
+    """Per pattern, the shift of the origin (the direct beam's centre) that its other disks measure, px (N, 2).
+
+    Every per-disk position is the probe's centre plus the disk's correlation shift from the probe, so the
+    residuals ``position - (origin + uv @ B)`` of the disks on the fitted lattices are, on average, the
+    difference between the probe centre's own error and the error that the probe's noise puts into every
+    correlation. Their weighted mean, with the direct beam as one more disk of residual 0, is a better origin
+    than the direct beam alone. Only patterns in ``use`` (those whose plain cross-correlation positions won the
+    lattice's verdict: symmetric disk interiors), only the plain positions of disks that are not ``crowded``
+    (a neighbour's counts pull them), with ``snr >= min_snr``, not cut by the detector edge, and only in Friedel
+    pairs (``uv`` and ``-uv`` on the same lattice), so that a pull of every disk towards (or away from) the
+    direct beam cancels. Weights ``(snr / 3)**2`` as in the lattice fit; residuals above ``max_residual_px`` are
+    left out. Patterns with fewer than :data:`ORIGIN_MIN_DISKS` such disks keep their origin.
+    """
+    N, L = bases.shape[:2]
+    delta = np.zeros((N, 2))
+    pos = pf.alternatives.get("plain")
+    if pos is None:
+        return delta
+    k = np.nonzero(use[group] & (lat >= 0) & np.any(uv != 0, 1) & (pf.snr >= min_snr) & ~pf.clipped & ~crowded)[0]
+    if k.size == 0:
+        return delta
+    # Friedel pairs: the key of (pattern, lattice, u, v) and of its partner (pattern, lattice, -u, -v)
+    def key(g, lyr, u):
+        return ((g * L + lyr) * 4096 + (u[:, 0] + 2048)) * 4096 + (u[:, 1] + 2048)
+
+    keys = key(group[k], lat[k], uv[k])
+    k = k[np.isin(key(group[k], lat[k], -uv[k]), keys)]
+    site = origin[group[k]] + np.einsum("ku,kuj->kj", uv[k].astype(np.float64), bases[group[k], lat[k]])
+    res = pos[k] - site
+    ok = np.all(np.isfinite(res), 1) & (np.linalg.norm(res, axis=1) <= max_residual_px)
+    k, res = k[ok], res[ok]
+    w = (pf.snr[k] / 3.0) ** 2
+    num = np.zeros((N, 2))
+    den = np.zeros(N)
+    np.add.at(num, group[k], w[:, None] * res)
+    np.add.at(den, group[k], w)
+    n = np.bincount(group[k], minlength=N)
+    has = (pf.probe >= 0) & use & (n >= ORIGIN_MIN_DISKS)
+    w0 = (pf.snr[pf.probe[has]] / 3.0) ** 2  # the direct beam, residual 0
+    delta[has] = num[has] / (den[has] + w0)[:, None]
+    return delta
+
+
 def _crowded(C: np.ndarray, group: np.ndarray, distance: float) -> np.ndarray:
     """True for disks with another disk of the same pattern closer than ``distance`` px (KD-tree per batch)."""
     from scipy.spatial import cKDTree
@@ -673,9 +732,10 @@ def _choose_variant(pf, detected, uv, gid, sel, origin, L, opts, fitted, crowded
 
     Returns
     -------
-    (chosen (N,) int, bases (N * L, 2, 2), positions (K, 2)) or None
-        ``chosen``: 0 for the hybrid correlation, ``i`` for the i-th alternative; bases and per-disk positions of
-        the chosen variant of each pattern. None when no alternative differs.
+    (chosen (N,) int, bases (N * L, 2, 2), positions (K, 2), names list of str) or None
+        ``chosen``: index into ``names`` (0, ``"hybrid"``: the hybrid correlation; then the alternatives that
+        differ from it); bases and per-disk positions of the chosen variant of each pattern. None when no
+        alternative differs.
     """
     if not pf.alternatives or opts.whitening <= 0:
         return None
@@ -714,7 +774,7 @@ def _choose_variant(pf, detected, uv, gid, sel, origin, L, opts, fitted, crowded
     bases = np.stack([B for _, B in variants]).reshape(len(variants), N, L, 2, 2)
     fitted_out = bases[chosen, np.arange(N)].reshape(N * L, 2, 2)
     per_disk = np.stack([pos for pos, _ in variants])  # (V, K, 2)
-    return chosen, fitted_out, per_disk[chosen[group], np.arange(len(group))]
+    return chosen, fitted_out, per_disk[chosen[group], np.arange(len(group))], names
 
 
 def _overlapping_lags(g: np.ndarray, lags: np.ndarray, L: int, distance: float) -> np.ndarray:

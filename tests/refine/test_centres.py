@@ -148,3 +148,51 @@ def test_chunked_per_disk_stage_gives_the_same_result(case, monkeypatch):
     chunked = refine(c.frames, det, radius_px=c.radius)
     assert all(np.allclose(a, b, atol=1e-9) for a, b in zip(whole.centres, chunked.centres))
     assert np.allclose(whole.origin, chunked.origin) and np.allclose(whole.bases, chunked.bases, equal_nan=True)
+
+
+def test_the_other_disks_improve_the_origin_of_symmetric_patterns(case):
+    """Every per-disk position is the probe's centre plus a correlation shift, so the direct beam's error is shared
+    by all disks; the residuals of the well-separated disks in Friedel pairs measure part of it. On Si/SiGe at 1e6
+    electrons (plain correlation chosen in every pattern) the origin comes out closer to the truth than the direct
+    beam's own centre (method "probe", which has no lattice): measured 0.0056 against 0.0078 px."""
+    c = case("si_sige_multilayer", 1e6)
+    det = detector_like(c.truth)
+    own = refine(c.frames, det, radius_px=c.radius, method="probe").origin
+    res = refine(c.frames, det, radius_px=c.radius)
+    rms = lambda o: float(np.sqrt(np.mean(np.sum((o - c.origin) ** 2, 1))))  # noqa: E731
+    assert res.timings["variant_patterns"]["plain"] == len(c.frames)
+    assert rms(res.origin) < 0.85 * rms(own), (rms(res.origin), rms(own))
+    # the direct beam sits on the moved origin
+    for n, lat in enumerate(res.lattice):
+        k0 = np.flatnonzero((lat == 0) & np.all(res.uv[n] == 0, 1))
+        assert len(k0) == 1 and np.allclose(res.centres[n][k0[0]], res.origin[n])
+
+
+def test_the_origin_offset_ignores_radial_pulls_and_unpaired_disks():
+    """A pull of every disk towards the direct beam (a crescent, a lattice scaled by an error) cancels within
+    Friedel pairs; a disk whose partner is missing does not enter."""
+    from py4dstem_ndpd.refine.centres import _origin_offsets
+    from py4dstem_ndpd.refine.probe import ProbeFit
+
+    B = np.array([[[20.0, 1.0], [-1.0, 20.0]], [[np.nan] * 2] * 2])[None]  # one pattern, one lattice
+    origin = np.array([[64.0, 64.0]])
+    uv = np.array([(u, v) for u in (-1, 0, 1) for v in (-1, 0, 1)])
+    sites = origin[0] + uv @ B[0, 0]
+    g = uv @ B[0, 0]
+    unit = g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-9)
+    plain = sites - 0.3 * unit  # every disk 0.3 px towards the direct beam
+    lone = np.array([[2, 0]])
+    uv_all = np.concatenate([uv, lone])
+    plain = np.concatenate([plain, origin + lone @ B[0, 0] + [[0.4, 0.4]]])  # a disk without its partner, off
+    K = len(uv_all)
+    pf = ProbeFit(positions=plain, snr=np.full(K, 50.0), shift=np.zeros(K), clipped=np.zeros(K, bool),
+                  probe=np.array([4]), alternatives={"plain": plain})
+    args = (pf, np.zeros(K, np.int64), uv_all, np.zeros(K, np.int64), origin, B, np.zeros(K, bool))
+    np.testing.assert_allclose(_origin_offsets(*args, np.array([True])), 0.0, atol=1e-12)
+    # a common shift of every disk is measured, the direct beam's own weight included (8 disks of equal SNR)
+    shifted = ProbeFit(**{**pf.__dict__, "alternatives": {"plain": plain + [0.1, -0.05]}})
+    shifted.alternatives["plain"][4] = origin[0]  # the direct beam is the origin
+    d = _origin_offsets(shifted, *args[1:], np.array([True]))
+    np.testing.assert_allclose(d[0], np.array([0.1, -0.05]) * 8 / 9, atol=1e-12)
+    # patterns not in ``use`` keep their origin
+    np.testing.assert_array_equal(_origin_offsets(shifted, *args[1:], np.array([False])), 0.0)
