@@ -357,7 +357,9 @@ def refine(
     ok = np.all(np.isfinite(fitted), axis=(2, 3))
     bases = np.where(ok[..., None, None], fitted, bases)
     if np.any(plain):
-        origin = origin + _origin_offsets(pf, lat, uv, group, origin, bases, crowded, plain)
+        # not the disks next to dead pixels either: their plain positions carry the repair's error
+        exclude = crowded if dead is None else crowded | _near_dead(C, dead, float(radius_px) + 2.0)
+        origin = origin + _origin_offsets(pf, lat, uv, group, origin, bases, exclude, plain)
     timings["fit"] = time.perf_counter() - t0
 
     # --- second chance for disks left out by the first indexing (noisy detected direct beam, far orders) -------
@@ -652,7 +654,19 @@ def _detector_sigma(pf, detected, k, g, n_groups: int, floor: float, min_snr: fl
 ORIGIN_MIN_DISKS = 6
 
 
-def _origin_offsets(pf, lat, uv, group, origin, bases, crowded, use, min_snr: float = 5.0,
+def _near_dead(C: np.ndarray, dead: np.ndarray, distance: float) -> np.ndarray:
+    """True for centres (K, 2) within ``distance`` px of a dead pixel of the (Qx, Qy) map ``dead``."""
+    dead = np.asarray(dead, dtype=bool)
+    if not dead.any() or len(C) == 0:
+        return np.zeros(len(C), dtype=bool)
+    from scipy.ndimage import distance_transform_edt
+
+    d = distance_transform_edt(~dead)
+    ij = np.clip(np.rint(C).astype(np.int64), 0, np.array(dead.shape) - 1)
+    return d[ij[:, 0], ij[:, 1]] < distance + 0.5
+
+
+def _origin_offsets(pf, lat, uv, group, origin, bases, exclude, use, min_snr: float = 5.0,
                     max_residual_px: float = 0.5) -> np.ndarray:
     """Per pattern, the shift of the origin (the direct beam's centre) that its other disks measure, px (N, 2).
 
@@ -661,8 +675,9 @@ def _origin_offsets(pf, lat, uv, group, origin, bases, crowded, use, min_snr: fl
     difference between the probe centre's own error and the error that the probe's noise puts into every
     correlation. Their weighted mean, with the direct beam as one more disk of residual 0, is a better origin
     than the direct beam alone. Only patterns in ``use`` (those whose plain cross-correlation positions won the
-    lattice's verdict: symmetric disk interiors), only the plain positions of disks that are not ``crowded``
-    (a neighbour's counts pull them), with ``snr >= min_snr``, not cut by the detector edge, and only in Friedel
+    lattice's verdict: symmetric disk interiors), only the plain positions of disks that are not in ``exclude``
+    (crowded ones, which a neighbour's counts pull; those next to dead pixels), with ``snr >= min_snr``, not cut by
+    the detector edge, and only in Friedel
     pairs (``uv`` and ``-uv`` on the same lattice), so that a pull of every disk towards (or away from) the
     direct beam cancels. Weights ``(snr / 3)**2`` as in the lattice fit; residuals above ``max_residual_px`` are
     left out. Patterns with fewer than :data:`ORIGIN_MIN_DISKS` such disks keep their origin.
@@ -672,7 +687,7 @@ def _origin_offsets(pf, lat, uv, group, origin, bases, crowded, use, min_snr: fl
     pos = pf.alternatives.get("plain")
     if pos is None:
         return delta
-    k = np.nonzero(use[group] & (lat >= 0) & np.any(uv != 0, 1) & (pf.snr >= min_snr) & ~pf.clipped & ~crowded)[0]
+    k = np.nonzero(use[group] & (lat >= 0) & np.any(uv != 0, 1) & (pf.snr >= min_snr) & ~pf.clipped & ~exclude)[0]
     if k.size == 0:
         return delta
     # Friedel pairs: the key of (pattern, lattice, u, v) and of its partner (pattern, lattice, -u, -v)

@@ -196,3 +196,16 @@ def test_the_origin_offset_ignores_radial_pulls_and_unpaired_disks():
     np.testing.assert_allclose(d[0], np.array([0.1, -0.05]) * 8 / 9, atol=1e-12)
     # patterns not in ``use`` keep their origin
     np.testing.assert_array_equal(_origin_offsets(shifted, *args[1:], np.array([False])), 0.0)
+
+
+def test_disks_next_to_dead_pixels_do_not_move_the_origin():
+    """A chip gap repaired by interpolation leaves its error in the plain positions of the disks it crosses (on a
+    quad detector's validation patterns at 1e6 electrons those disks took the centre RMS from 0.018 to 0.023 px;
+    without them 0.014)."""
+    from py4dstem_ndpd.refine.centres import _near_dead
+
+    dead = np.zeros((64, 64), bool)
+    dead[:, 30:32] = True  # a 2 px gap, columns 30-31
+    C = np.array([[10.0, 25.0], [10.0, 23.0], [40.0, 36.5], [40.0, 50.0]])
+    np.testing.assert_array_equal(_near_dead(C, dead, 6.0), [True, False, True, False])
+    assert not _near_dead(C, np.zeros_like(dead), 6.0).any()

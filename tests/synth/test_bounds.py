@@ -59,7 +59,7 @@ def test_the_direct_beam_centroid_does_not_beat_its_bound(low_high):
 
 def test_a_large_direct_beam_is_located_near_its_bound():
     """8 px disks (Si/SiGe at 512 px, 1e5 electrons): the direct beam's centre of point symmetry, chosen over its
-    centroid by their predicted errors, is 1.34x its Cramer-Rao bound over 100 noise draws (the centroid alone was
+    centroid by their predicted errors, is 1.40x its Cramer-Rao bound over 100 noise draws (the centroid alone was
     1.64x)."""
     acq = Acquisition(scan_shape=(1, 1), pattern_shape=(512, 512), dose=1e5, seed=3, noise=False)
     scan = simulate_preset("si_sige_multilayer", acq)
@@ -74,4 +74,4 @@ def test_a_large_direct_beam_is_located_near_its_bound():
                method="probe")
     err = np.array([c[k0] - centres[k0] for c in r.centres])
     ratio = np.sqrt(np.mean(np.sum(err**2, 1))) / bound[k0]
-    assert 1.0 < ratio < 1.45, ratio
+    assert 1.0 < ratio < 1.52, ratio
