@@ -338,8 +338,8 @@ def refine(
     gid = np.where(lat >= 0, group * L + np.maximum(lat, 0), -1)
     sel = (lat >= 0) & np.any(uv != 0, 1)
     plain = np.zeros(N, dtype=bool)  # patterns whose chosen per-disk positions are the plain correlation's
-    crowded = _crowded(C, group, 2.0 * float(radius_px) + 4.0)
     if method == "lattice":
+        crowded = _crowded(C, group, 2.0 * float(radius_px) + 4.0)
         fitted = _fit_from_disks(pf, C, uv, gid, sel, origin, N * L, opts)
         choice = _choose_variant(pf, C, uv, gid, sel, origin, L, opts, fitted, crowded, group)
         if choice is not None:
@@ -677,9 +677,8 @@ def _origin_offsets(pf, lat, uv, group, origin, bases, exclude, use, min_snr: fl
     than the direct beam alone. Only patterns in ``use`` (those whose plain cross-correlation positions won the
     lattice's verdict: symmetric disk interiors), only the plain positions of disks that are not in ``exclude``
     (crowded ones, which a neighbour's counts pull; those next to dead pixels), with ``snr >= min_snr``, not cut by
-    the detector edge, and only in Friedel
-    pairs (``uv`` and ``-uv`` on the same lattice), so that a pull of every disk towards (or away from) the
-    direct beam cancels. Weights ``(snr / 3)**2`` as in the lattice fit; residuals above ``max_residual_px`` are
+    the detector edge, and only in Friedel pairs (``uv`` and ``-uv`` on the same lattice), so that a pull of every
+    disk towards (or away from) the direct beam cancels. Weights ``(snr / 3)**2`` as in the lattice fit; residuals above ``max_residual_px`` are
     left out. Patterns with fewer than :data:`ORIGIN_MIN_DISKS` such disks keep their origin.
     """
     N, L = bases.shape[:2]

@@ -248,7 +248,7 @@ def _precise_probe_centre(win: np.ndarray, var: np.ndarray, centroid: np.ndarray
     weighs the edge: the first wins on small or soft-edged disks, the second on large sharp ones. Measured on the
     direct beam of validation scans (6 x 6 positions, seed 5300, 1e4-1e6 electrons; RMS px): 4 px disks
     (256 px patterns) centroid 0.0051-0.098, symmetric centre 0.0061-0.100; 8 px disks (512 px) 0.010-0.122
-    against 0.0089-0.104; the prediction picked the better one in all 12 cases, and was within 10 % of the
+    against 0.0089-0.104; the prediction picked the better one in all 12 cases, and was within 15 % of the
     measured RMS from 1e5 electrons. Fainter probes than :data:`SYMMETRY_MIN_SNR` are not given to it. Returns
     local centres (K, 2).
     """
@@ -390,8 +390,8 @@ def probe_positions(
             # the more precise of the centroid and the centre of point symmetry, for bright probes that are
             # neither crossed by dead pixels (they have the masked centre of symmetry) nor placed by their rim: a
             # gradient across the direct beam pulls the centre of symmetry less than the centroid, too little for
-            # the rim test against it, and not to the centre (abTEM Si [110] 6-20 mrad off axis: 0.19-0.25 px
-            # with the rim, 0.24-0.32 px when the symmetric centre was tested instead of the centroid)
+            # the rim test against it, and not to the centre (abTEM Si [110] 6-20 mrad off axis: 0.18-0.25 px
+            # this way, 0.24-0.32 px when the rim was tested against the symmetric centre instead)
             free = (snr[pidx] >= SYMMETRY_MIN_SNR) & ~on_rim
             if dwin is not None:
                 free &= ~dwin.any((1, 2))
@@ -580,7 +580,7 @@ def _edge_probes(Fp: np.ndarray, t: np.ndarray, snr: np.ndarray, half: int, radi
     (:mod:`~py4dstem_ndpd.refine.edge`) on its gradients less the interior's mean slope
     (:func:`~py4dstem_ndpd.refine.edge.remove_interior_slope`), alternating with its radius ``iterations`` times;
     where that is more than ``max(EDGE_PROBE_MIN_SHIFT_PX, EDGE_PROBE_NOISE * radius / snr)`` from the centroid,
-    the edge position is taken. Otherwise ``t`` stays: on uniform disks it is the more precise of the two
+    the edge position is taken. Otherwise the centroid stays: on uniform disks it is the more precise of the two
     (direct beam RMS, this package's presets at 1e4-1e7 electrons: centroid 0.003-0.093 px, edge 0.008-0.151 px),
     and the point symmetry test of :func:`asymmetry` does not see a gradient across a disk (0.02 on these tilted
     patterns).
