@@ -164,7 +164,9 @@ class Refinement:
     centres : list of ndarray
         Per pattern, refined centres (K_i, 2) float64, (qx, qy) px, in the input order.
     origin : ndarray, shape (N, 2)
-        Centre of the direct beam (the disk used as the probe) of each pattern; NaN without disks.
+        Centre of the direct beam (the disk used as the probe) of each pattern, the lattices' origin; with
+        ``"lattice"``, moved by the other disks' mean residual where the plain correlation won
+        (:func:`_origin_offsets`). NaN without disks.
     bases : ndarray, shape (N, max_lattices, 2, 2)
         Rows g1, g2 of each lattice found (px); NaN where none.
     lattice : list of ndarray of int

@@ -176,3 +176,20 @@ def test_the_direct_beam_takes_the_more_precise_of_its_centroid_and_its_centre_o
     else:
         assert moved.mean() > 0.9, moved.mean()
         assert rms(best) < 0.85 * rms(centroid), (rms(best), rms(centroid))
+
+
+def test_a_faint_direct_beam_keeps_its_centroid():
+    """Below an SNR of 30 the predicted error of the centre of symmetry is too optimistic (validation scans at 1e3
+    electrons), so a faint probe keeps its centroid; a bright one of the same shape takes the centre of symmetry."""
+    from py4dstem_ndpd.refine.probe import SYMMETRY_MIN_SNR, _centroid, probe_positions
+
+    centre = np.array([[31.3, 32.6]])
+    for scale, faint in ((0.4, True), (30.0, False)):
+        win, local, half = _probe_windows(10.0, range(1), scale)
+        frame = render(centre, 10.0, shape=(64, 64), scale=scale, seed=0)
+        # the same window and start as the test's centroid: the detector's centre is the true one
+        fit = probe_positions(frame[None], np.zeros(1, int), centre, 1, 10.0, edge=False)
+        assert (fit.snr[0] < SYMMETRY_MIN_SNR) == faint, fit.snr[0]
+        c = _centroid(win, local, half, 12.5)
+        same = np.allclose(fit.positions[0] - (centre[0] - local[0]), c[0], atol=1e-9)
+        assert same == faint, (scale, fit.positions[0], c[0])
