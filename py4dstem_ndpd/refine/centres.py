@@ -523,15 +523,18 @@ def _reindex(C, group, origin, bases, lat, uv, tol) -> None:
     if not np.any(take):
         return
     # a site already held by a disk stays with it
-    def key(g, lyr, u):
-        return ((g * L + lyr) * 4096 + (u[:, 0] + 2048)) * 4096 + (u[:, 1] + 2048)
-
     held = lat >= 0
-    taken = np.isin(key(group[k], best_l, best_uv), key(group[held], lat[held], uv[held]))
-    take &= ~taken
-    take &= _first_per_site(np.stack([key(group[k], best_l, best_uv), np.zeros(k.size, np.int64)], 1), best_d, take)
+    keys = _site_key(group[k], best_l, best_uv, L)
+    take &= ~np.isin(keys, _site_key(group[held], lat[held], uv[held], L))
+    take &= _first_per_site(np.stack([keys, np.zeros(k.size, np.int64)], 1), best_d, take)
     lat[k[take]] = best_l[take]
     uv[k[take]] = best_uv[take]
+
+
+def _site_key(g: np.ndarray, lyr: np.ndarray, u: np.ndarray, L: int) -> np.ndarray:
+    """One integer per lattice site ``(pattern g, lattice lyr, u (K, 2))`` of a batch with ``L`` lattices per pattern
+    (indices within +-2048)."""
+    return ((g * L + lyr) * 4096 + (u[:, 0] + 2048)) * 4096 + (u[:, 1] + 2048)
 
 
 def _reuse_basis(vec: np.ndarray, basis: np.ndarray | None, tol: float, min_fraction: float = 0.9):
@@ -691,12 +694,8 @@ def _origin_offsets(pf, lat, uv, group, origin, bases, exclude, use, min_snr: fl
     k = np.nonzero(use[group] & (lat >= 0) & np.any(uv != 0, 1) & (pf.snr >= min_snr) & ~pf.clipped & ~exclude)[0]
     if k.size == 0:
         return delta
-    # Friedel pairs: the key of (pattern, lattice, u, v) and of its partner (pattern, lattice, -u, -v)
-    def key(g, lyr, u):
-        return ((g * L + lyr) * 4096 + (u[:, 0] + 2048)) * 4096 + (u[:, 1] + 2048)
-
-    keys = key(group[k], lat[k], uv[k])
-    k = k[np.isin(key(group[k], lat[k], -uv[k]), keys)]
+    # Friedel pairs: the partner (pattern, lattice, -u, -v) is among them too
+    k = k[np.isin(_site_key(group[k], lat[k], -uv[k], L), _site_key(group[k], lat[k], uv[k], L))]
     site = origin[group[k]] + np.einsum("ku,kuj->kj", uv[k].astype(np.float64), bases[group[k], lat[k]])
     res = pos[k] - site
     ok = np.all(np.isfinite(res), 1) & (np.linalg.norm(res, axis=1) <= max_residual_px)

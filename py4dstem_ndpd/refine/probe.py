@@ -201,6 +201,13 @@ def _mirror(mask: np.ndarray, c: np.ndarray, half: int) -> np.ndarray:
     return out & okx[:, :, None] & oky[:, None, :]
 
 
+def _soft_disk(half: int, centres: np.ndarray, radius: float) -> np.ndarray:
+    """Weights (K, w, w) of soft disks of ``radius`` (anti-aliased edge, 1 px wide) at local ``centres`` (K, 2)."""
+    o = np.arange(-half, half + 1, dtype=np.float64)
+    rr = np.hypot(o[None, :, None] - centres[:, 0, None, None], o[None, None, :] - centres[:, 1, None, None])
+    return np.clip(radius + 0.5 - rr, 0.0, 1.0)
+
+
 def _centroid(win: np.ndarray, start: np.ndarray, half: int, radius: float, iterations: int = 20,
               dead: np.ndarray | None = None) -> np.ndarray:
     """Iterated centroid of windows within a soft disk (anti-aliased edge) centred on the current estimate.
@@ -212,8 +219,7 @@ def _centroid(win: np.ndarray, start: np.ndarray, half: int, radius: float, iter
     o = np.arange(-half, half + 1, dtype=np.float64)
     c = np.array(start, dtype=np.float64, copy=True)
     for _ in range(iterations):
-        rr = np.hypot(o[None, :, None] - c[:, 0, None, None], o[None, None, :] - c[:, 1, None, None])
-        m = win * np.clip(radius + 0.5 - rr, 0.0, 1.0)
+        m = win * _soft_disk(half, c, radius)
         if dead is not None:
             m = m * ~(dead | _mirror(dead, c, half))
         s = m.sum((1, 2))
@@ -262,7 +268,7 @@ def _precise_probe_centre(win: np.ndarray, var: np.ndarray, centroid: np.ndarray
     o = np.arange(-half, half + 1, dtype=np.float64)
     dx = o[None, :, None] - centroid[:, 0, None, None]
     dy = o[None, None, :] - centroid[:, 1, None, None]
-    m = np.clip(radius + 0.5 - np.hypot(dx, dy), 0.0, 1.0)
+    m = _soft_disk(half, centroid, radius)
     with np.errstate(divide="ignore", invalid="ignore"):
         v_centroid = np.sum(m**2 * (dx**2 + dy**2) * var, (1, 2)) / np.sum(m * win, (1, 2)) ** 2
         k = np.fft.fftfreq(2 * half + 1)
