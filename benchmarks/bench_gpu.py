@@ -34,6 +34,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def _machine(device: str) -> dict:
@@ -118,8 +119,8 @@ def batch(args, out: dict, inputs) -> int:
 
 def throughput(args, out: dict, inputs) -> None:
     """Stage 3: end-to-end sync and async, and the network alone, on ``args.patterns`` patterns."""
-    from py4dstem_ndpd.detect.backend import DetectOptions, NDPDBackend, _resize_batch
-    from py4dstem_ndpd.detect.preprocess import normalize
+    from bench_throughput import network_only
+    from py4dstem_ndpd.detect.backend import DetectOptions, NDPDBackend
     from py4dstem_ndpd.engine import EngineOptions, run_scan
 
     frames = np.asarray(inputs[2], np.float32)
@@ -143,28 +144,10 @@ def throughput(args, out: dict, inputs) -> None:
         out["throughput"] = res
         _write(args, out)
     bs = out.get("batch", {}).get("preferred_batch_size", 32)
-    flat = data.reshape((-1, size, size))
-    batches = [_resize_batch(normalize(flat[i: i + bs]), be.imgsz)[0] for i in range(0, n, bs)]
-    for x in batches[:2]:
-        be._forward(x)
-    walls = []
-    for _ in range(args.repeats):
-        t = time.perf_counter()
-        for x in batches:
-            be._forward(x)
-        _sync(args.device)
-        walls.append(time.perf_counter() - t)
-    res["network_only"] = {"patterns_per_s": n / min(walls), "wall_s": min(walls), "batch_size": bs}
+    res["network_only"] = network_only(data.reshape((-1, size, size)), be, bs, args.repeats)
     res["async_over_sync"] = res["async"]["patterns_per_s"] / res["sync"]["patterns_per_s"]
     res["async_over_network"] = res["async"]["patterns_per_s"] / res["network_only"]["patterns_per_s"]
     out["throughput"] = res
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        import torch
-
-        torch.cuda.synchronize()
 
 
 def _write(args, out: dict) -> None:
