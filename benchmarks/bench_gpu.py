@@ -98,7 +98,8 @@ def check(args, out: dict, inputs) -> None:
 
     data, truth, _ = inputs
     res = {}
-    for name, opts in (("cpu", DetectOptions(device="cpu")), (args.device, DetectOptions(device=args.device, amp=True))):
+    runs = (("cpu", DetectOptions(device="cpu")), (args.device, DetectOptions(device=args.device, amp=True)))
+    for name, opts in runs:
         t = time.perf_counter()
         peaks = detect_scan(data, options=opts, progress=False)
         res[name] = dict(_scores(peaks, truth), n_peaks=int(peaks.n_peaks), seconds=time.perf_counter() - t)

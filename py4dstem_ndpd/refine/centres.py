@@ -571,6 +571,12 @@ def _first_per_site(uv: np.ndarray, dist: np.ndarray, on: np.ndarray) -> np.ndar
     return keep
 
 
+def _position_weight(snr: np.ndarray) -> np.ndarray:
+    """Least-squares weight of a per-disk position of SNR ``snr``: ``(snr / 3)**2``, its measured error being ``~3 /
+    snr`` px."""
+    return (np.asarray(snr, dtype=np.float64) / 3.0) ** 2
+
+
 def _fit_from_disks(pf, detected, uv, gid, sel, origin, n_groups, opts, rounds: int = 2) -> np.ndarray:
     """Weighted least-squares lattice bases from per-disk positions (and detector centres), all groups at once.
 
@@ -585,7 +591,7 @@ def _fit_from_disks(pf, detected, uv, gid, sel, origin, n_groups, opts, rounds: 
     k = np.nonzero(sel & (gid >= 0))[0]
     g = gid[k]
     u = uv[k].astype(np.float64)
-    w_ref = np.where((pf.snr[k] >= 5.0) & ~pf.clipped[k], (pf.snr[k] / 3.0) ** 2, 0.0)
+    w_ref = np.where((pf.snr[k] >= 5.0) & ~pf.clipped[k], _position_weight(pf.snr[k]), 0.0)
     X = [np.concatenate([np.zeros((len(k), 1)), u], 1)]
     Y = [pf.positions[k] - org[g]]
     Wt = [w_ref]
@@ -683,8 +689,9 @@ def _origin_offsets(pf, lat, uv, group, origin, bases, exclude, use, min_snr: fl
     lattice's verdict: symmetric disk interiors), only the plain positions of disks that are not in ``exclude``
     (crowded ones, which a neighbour's counts pull; those next to dead pixels), with ``snr >= min_snr``, not cut by
     the detector edge, and only in Friedel pairs (``uv`` and ``-uv`` on the same lattice), so that a pull of every
-    disk towards (or away from) the direct beam cancels. Weights ``(snr / 3)**2`` as in the lattice fit; residuals above ``max_residual_px`` are
-    left out. Patterns with fewer than :data:`ORIGIN_MIN_DISKS` such disks keep their origin.
+    disk towards (or away from) the direct beam cancels. Weights as in the lattice fit (:func:`_position_weight`);
+    residuals above ``max_residual_px`` are left out. Patterns with fewer than :data:`ORIGIN_MIN_DISKS` such disks
+    keep their origin.
     """
     N, L = bases.shape[:2]
     delta = np.zeros((N, 2))
@@ -700,14 +707,14 @@ def _origin_offsets(pf, lat, uv, group, origin, bases, exclude, use, min_snr: fl
     res = pos[k] - site
     ok = np.all(np.isfinite(res), 1) & (np.linalg.norm(res, axis=1) <= max_residual_px)
     k, res = k[ok], res[ok]
-    w = (pf.snr[k] / 3.0) ** 2
+    w = _position_weight(pf.snr[k])
     num = np.zeros((N, 2))
     den = np.zeros(N)
     np.add.at(num, group[k], w[:, None] * res)
     np.add.at(den, group[k], w)
     n = np.bincount(group[k], minlength=N)
     has = (pf.probe >= 0) & use & (n >= ORIGIN_MIN_DISKS)
-    w0 = (pf.snr[pf.probe[has]] / 3.0) ** 2  # the direct beam, residual 0
+    w0 = _position_weight(pf.snr[pf.probe[has]])  # the direct beam, residual 0
     delta[has] = num[has] / (den[has] + w0)[:, None]
     return delta
 
