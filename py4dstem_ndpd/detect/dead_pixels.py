@@ -28,6 +28,8 @@ MIN_END_COUNTS = 20.0
 LINE_END_FACTOR = 10.0
 #: Runs of zeros up to this long (along the column or the row) can be dead and are filled, px.
 MAX_GAP_PX = 8
+#: The brightest pixels of a line left out of its counts when it is tested as a gap's bright side: hot pixels.
+HOT_PIXELS_PER_LINE = 4
 
 
 def repair_dead_pixels(frames: np.ndarray, gain: float = 1.0) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -96,14 +98,22 @@ def repair_dead_pixels(frames: np.ndarray, gain: float = 1.0) -> tuple[np.ndarra
 def _dead_lines(zero: np.ndarray, total: np.ndarray, threshold: float) -> np.ndarray:
     """Whole rows and columns that read 0 in every pattern, in bands of at most :data:`MAX_GAP_PX`, between lines
     that counted (both > 0 over the batch, one of them at least ``LINE_END_FACTOR * threshold`` and a quarter of
-    the median line): the chip gaps, wherever they cross the disks. A gap along the direct beam's edge can have a
+    the median line without its :data:`HOT_PIXELS_PER_LINE` brightest pixels): the chip gaps, wherever they cross
+    the disks. A gap along the direct beam's edge can have a
     nearly empty line on its far side (6 electrons in 3 abTEM Si patterns at 10⁵ e⁻), while a dark line of the
     pattern itself fades in over both neighbours (on an abTEM Si [110] pattern two near-empty columns had
     neighbours of 13 and 50 electrons against a median column of several hundred)."""
     out = np.zeros(zero.shape, bool)
     for axis in (0, 1):
         line_zero = zero.all(axis=1 - axis)
+        if not line_zero.any():
+            continue
         line_total = total.sum(axis=1 - axis)
+        # the bright side without its brightest pixels: on a nearly empty pattern one hot pixel (a saturated
+        # counter) would otherwise make a line next to an empty band look like the bright edge of a gap
+        rows = np.moveaxis(total, axis, 0)
+        cut = rows.shape[1] - min(HOT_PIXELS_PER_LINE, rows.shape[1] - 1)
+        line_bright = line_total - np.partition(rows, cut, axis=1)[:, cut:].sum(1)
         threshold_line = max(LINE_END_FACTOR * threshold, 0.25 * float(np.median(line_total)))
         n = len(line_zero)
         k = 0
@@ -115,7 +125,8 @@ def _dead_lines(zero: np.ndarray, total: np.ndarray, threshold: float) -> np.nda
             while end < n and line_zero[end]:
                 end += 1
             ends = (line_total[k - 1], line_total[end % n])
-            if k > 0 and end < n and end - k <= MAX_GAP_PX and min(ends) > 0 and max(ends) >= threshold_line:
+            bright = max(line_bright[k - 1], line_bright[end % n])
+            if k > 0 and end < n and end - k <= MAX_GAP_PX and min(ends) > 0 and bright >= threshold_line:
                 if axis == 0:
                     out[k:end, :] = True
                 else:
@@ -167,4 +178,4 @@ def _fill_pass(out: np.ndarray, total: np.ndarray, zero: np.ndarray, threshold: 
     return filled
 
 
-__all__ = ["MAX_GAP_PX", "MIN_END_COUNTS", "repair_dead_pixels"]
+__all__ = ["HOT_PIXELS_PER_LINE", "MAX_GAP_PX", "MIN_END_COUNTS", "repair_dead_pixels"]

@@ -50,6 +50,25 @@ def test_nothing_is_dead_without_gaps_even_at_low_dose():
     assert dead is None or not dead[35:55, 35:55].any()
 
 
+def test_hot_pixels_next_to_empty_bands_are_not_the_edges_of_a_gap():
+    """One sparse pattern on a zero background: rows and columns that read 0 between lines holding a hot pixel
+    (a saturated counter) or a few counts. A true gap of the same width through the disk is still found."""
+    rng = np.random.default_rng(3)
+    frames, expected = _disk_frames(1, rng, level=0.3)
+    frames = np.where(expected > 0.5, frames, 0).astype(np.uint16)  # disk only, no background: many empty lines
+    # outside the disk (rows and columns 38-58): a hot pixel, 3 empty lines, then a line with one count
+    frames[:, 20, 70] = frames[:, 75, 20] = 65535
+    frames[:, 24, 30] = frames[:, 75, 24] = 1
+    assert not frames[0, 21:24].any() and not frames[0, :, 21:24].any()  # the situation the test is about
+    _, dead = repair_dead_pixels(frames)
+    assert dead is None or not (dead[21:24].any() or dead[:, 21:24].any())  # the empty lines are not a gap
+    bright, _ = _disk_frames(1, rng)
+    bright[:, 40, 60] = 65535
+    gaps = QuadGaps(width_px=3, offset_px=(2, -3))
+    _, dead = repair_dead_pixels(gaps.apply(bright))
+    assert dead is not None and dead[gaps.mask(bright.shape[1:]) & (expected > 40)].all()
+
+
 def test_refine_rejects_a_dead_map_of_the_wrong_shape():
     frames, _ = _disk_frames(1, np.random.default_rng(2))
     with pytest.raises(InputError, match="dead"):
