@@ -362,6 +362,18 @@ def refine(
         # not the disks next to dead pixels either: their plain positions carry the repair's error
         exclude = crowded if dead is None else crowded | _near_dead(C, dead, float(radius_px) + 2.0)
         origin = origin + _origin_offsets(pf, lat, uv, group, origin, bases, exclude, plain)
+    if dead is not None:
+        # where dead pixels cross the direct beam, the origin from the pattern's Friedel pairs; the per-disk
+        # positions move with it, since they were measured against the probe
+        from .friedel import friedel_origins
+
+        origin, moved = friedel_origins(x, dead, pf, lat, uv, group, origin, float(radius_px))
+        if moved.any():
+            shift = np.zeros((N, 2))
+            shift[moved] = origin[moved] - pf.positions[pf.probe[moved]]
+            measured = trusted.copy()
+            measured[pf.probe[has]] = True
+            out[measured] += shift[group[measured]]
     timings["fit"] = time.perf_counter() - t0
 
     # --- second chance for disks left out by the first indexing (noisy detected direct beam, far orders) -------

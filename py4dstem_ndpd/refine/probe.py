@@ -456,39 +456,19 @@ def _symmetric_centre(win: np.ndarray, dead: np.ndarray, start: np.ndarray, half
 
     The ``c`` that minimises the squared difference between the image and its point image through ``c``
     (bilinear), relative to their power, over live pixels whose image is live, within a soft disk of ``radius``
-    around ``start`` (local px); searched on a grid around ``start`` and ``also``, then by a simplex. A centroid
-    over a mask cut on the pixel grid leans towards the mask's own centre; this does not (a 3 px gap along the
-    probe's edge: 0.18 px for the masked centroid, 0.01 px for this; ``docs/refinement.md``).
+    around ``start`` (local px); searched on a grid around ``start`` and ``also``, then by a simplex
+    (:func:`~py4dstem_ndpd.refine._symmetry.symmetry_centre`). A centroid over a mask cut on the pixel grid leans
+    towards the mask's own centre; this does not (a 3 px gap along the probe's edge: 0.18 px for the masked
+    centroid, 0.01 px for this; ``docs/refinement.md``).
     """
-    from scipy.ndimage import map_coordinates
-    from scipy.optimize import minimize
+    from ._symmetry import symmetry_centre
 
     o = np.arange(-half, half + 1, dtype=np.float64)
     ox, oy = np.meshgrid(o, o, indexing="ij")
-    live = (~dead).astype(np.float64)
     base = np.clip(radius + 0.5 - np.hypot(ox - start[0], oy - start[1]), 0.0, 1.0) * ~dead
     sel = base > 0
-    px, py, I, w0 = ox[sel], oy[sel], win[sel], base[sel]
-
-    def cost(c):
-        mx, my = 2 * c[0] - px + half, 2 * c[1] - py + half
-        mirrored = map_coordinates(win, [mx, my], order=1, mode="constant")
-        w = w0 * map_coordinates(live, [mx, my], order=1, mode="constant") ** 4
-        # relative to the power compared: matching only the faint pixels (the bright ones' images in the gap)
-        # scores ~1, not ~0, and nothing favours a larger overlap
-        return float(np.sum(w * (I - mirrored) ** 2) / max(np.sum(w * (I**2 + mirrored**2)), 1e-12))
-
-    # a coarse grid first (+-1 px, 0.5 px steps, around ``start`` and ``also``), so that the simplex starts in
-    # the right valley
-    steps = np.arange(-1.0, 1.0001, 0.5)
-    origins = [start] if also is None else [start, np.asarray(also, np.float64)]
-    grid = [s0 + np.array([a, b]) for s0 in origins for a in steps for b in steps]
-    best = grid[int(np.argmin([cost(g) for g in grid]))]
-    simplex = best + np.array([[0.0, 0.0], [0.3, 0.0], [0.0, 0.3]])
-    res = minimize(cost, best, method="Nelder-Mead",
-                   options={"xatol": 2e-3, "fatol": 0.0, "maxfev": 120, "initial_simplex": simplex})
-    # the simplex has shrunk below 2e-3 px or run out of evaluations: either way its best point
-    c = res.x if np.all(np.isfinite(res.x)) and np.all(np.abs(res.x - best) < 2.0) else start
+    starts = [start] if also is None else [start, np.asarray(also, np.float64)]
+    c = symmetry_centre(win, (~dead).astype(np.float64), ox[sel], oy[sel], base[sel], starts, offset=half)
     return np.clip(c, -half + radius, half - radius)
 
 

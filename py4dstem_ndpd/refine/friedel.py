@@ -1,0 +1,125 @@
+"""The origin of a pattern from the point symmetry of its Friedel pairs, where dead pixels cross the direct beam.
+
+Every per-disk position is measured against the direct beam (the probe), so an error of the probe's centre moves
+every disk of the pattern by the same vector, and the lattice cannot see it. Where a chip gap crosses the direct
+beam, the probe's own centre of point symmetry rests on what the gap leaves of it: with a 3 px cross through a
+4 px beam it was 0.1-0.36 px off, while the disks' positions relative to each other were good to 0.02-0.07 px
+(held-out Si/SiGe 256 px scan of ``bench_detectors.py``, scratch breakdown; ``docs/refinement.md``). Kinematic
+patterns are point-symmetric about the direct beam's centre as a whole (Friedel's law): disks ``g`` and ``-g`` are
+images of each other through it. :func:`friedel_origin` finds that centre over the pixels of a pattern's Friedel
+pairs, the direct beam left out, with the same cost as the probe's (:mod:`~py4dstem_ndpd.refine._symmetry`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._symmetry import symmetry_centre
+
+#: Disks in Friedel pairs (with peak SNR >= :data:`FRIEDEL_MIN_SNR`) a pattern needs for its origin to come from
+#: them.
+FRIEDEL_MIN_DISKS = 6
+#: Peak SNR of the disks used.
+FRIEDEL_MIN_SNR = 5.0
+#: Fraction of the direct beam's disk that must be dead for its origin to come from the Friedel pairs: where a gap
+#: only runs along its edge (6-22 % dead) the probe's own symmetry centre was better (validation scans).
+FRIEDEL_MIN_DEAD_FRACTION = 0.4
+#: An origin further than this from the probe's centre is not taken, px.
+FRIEDEL_MAX_SHIFT_PX = 1.5
+
+
+def friedel_origin(frame: np.ndarray, dead: np.ndarray, positions: np.ndarray, radius_px: float,
+                   start: np.ndarray) -> np.ndarray:
+    """The centre of point symmetry of one pattern over soft disks at ``positions``.
+
+    Parameters
+    ----------
+    frame : ndarray, shape (Qx, Qy)
+        The pattern (counts; values at dead pixels are not used).
+    dead : ndarray of bool, shape (Qx, Qy)
+    positions : ndarray, shape (K, 2)
+        Centres (qx, qy) of the disks to compare, px: both members of each Friedel pair. They only place the masks;
+        a common error of all of them (the probe's) does not move the result.
+    radius_px : float
+        Disk radius, px (the masks are soft disks of ``radius + 0.5`` px).
+    start : ndarray, shape (2,)
+        Where the search starts (the probe's centre), px.
+
+    Returns
+    -------
+    ndarray, shape (2,)
+        The centre (qx, qy), px.
+    """
+    frame = np.asarray(frame, dtype=np.float64)
+    H, W = frame.shape
+    r = int(np.ceil(radius_px + 1.0))
+    o = np.arange(-r, r + 1)
+    ox, oy = (a.ravel() for a in np.meshgrid(o, o, indexing="ij"))
+    base = np.rint(np.asarray(positions, np.float64)).astype(np.int64)
+    px = (base[:, :1] + ox[None]).ravel()
+    py = (base[:, 1:] + oy[None]).ravel()
+    w0 = np.clip(radius_px + 0.5 - np.hypot(px - np.repeat(positions[:, 0], ox.size),
+                                            py - np.repeat(positions[:, 1], oy.size)), 0.0, 1.0)
+    inside = (px >= 0) & (px < H) & (py >= 0) & (py < W)
+    px, py, w0 = px[inside], py[inside], w0[inside]
+    w0 = w0 * ~dead[px, py]
+    keep = w0 > 0
+    live = (~np.asarray(dead, bool)).astype(np.float64)
+    return symmetry_centre(frame, live, px[keep].astype(np.float64), py[keep].astype(np.float64), w0[keep],
+                           [np.asarray(start, np.float64)])
+
+
+def friedel_origins(frames: np.ndarray, dead: np.ndarray, pf, lat: np.ndarray, uv: np.ndarray, group: np.ndarray,
+                    origin: np.ndarray, radius_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per pattern whose direct beam is at least :data:`FRIEDEL_MIN_DEAD_FRACTION` dead, its origin from its
+    Friedel pairs.
+
+    Parameters
+    ----------
+    frames : ndarray, shape (N, Qx, Qy)
+    dead : ndarray of bool, shape (Qx, Qy)
+    pf : ProbeFit
+        Per-disk positions, SNRs, ``clipped`` and the probe of each pattern.
+    lat, uv, group : ndarray, shape (K,), (K, 2), (K,)
+        Lattice (-1: none), indices on it and pattern of every disk.
+    origin : ndarray, shape (N, 2)
+        The current origins, px.
+    radius_px : float
+
+    Returns
+    -------
+    origin : ndarray, shape (N, 2)
+        The new origins (unchanged for the other patterns).
+    moved : ndarray of bool, shape (N,)
+        The patterns whose origin came from their Friedel pairs.
+    """
+    N = len(origin)
+    origin = origin.copy()
+    moved = np.zeros(N, dtype=bool)
+    has = pf.probe >= 0
+    if not np.any(has) or not np.asarray(dead).any():
+        return origin, moved
+    from .centres import _site_key as site_key  # one integer per lattice site (here: each disk's Friedel partner)
+
+    dead = np.asarray(dead, bool)
+    qx, qy = np.indices(dead.shape)
+    crossed = np.zeros(N, dtype=bool)
+    for n in np.flatnonzero(has):
+        inside = np.hypot(qx - origin[n, 0], qy - origin[n, 1]) <= radius_px
+        crossed[n] = inside.any() and dead[inside].mean() >= FRIEDEL_MIN_DEAD_FRACTION
+    if not crossed.any():
+        return origin, moved
+    L = int(lat.max()) + 1 if lat.size else 0
+    k = np.nonzero(crossed[group] & (lat >= 0) & np.any(uv != 0, 1) & (pf.snr >= FRIEDEL_MIN_SNR) & ~pf.clipped)[0]
+    k = k[np.isin(site_key(group[k], lat[k], -uv[k], L), site_key(group[k], lat[k], uv[k], L))]
+    for n in np.flatnonzero(crossed):
+        kn = k[group[k] == n]
+        if kn.size < FRIEDEL_MIN_DISKS:
+            continue
+        c = friedel_origin(frames[n], dead, pf.positions[kn], radius_px, origin[n])
+        if np.all(np.isfinite(c)) and np.linalg.norm(c - origin[n]) <= FRIEDEL_MAX_SHIFT_PX:
+            origin[n] = c
+            moved[n] = True
+    return origin, moved
+
+
+__all__ = ["FRIEDEL_MIN_DEAD_FRACTION", "FRIEDEL_MIN_DISKS", "friedel_origin", "friedel_origins"]
