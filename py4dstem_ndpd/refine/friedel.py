@@ -23,7 +23,7 @@ FRIEDEL_MIN_SNR = 5.0
 #: Fraction of the direct beam's disk that must be dead for its origin to come from the Friedel pairs: where a gap
 #: only runs along its edge (6-22 % dead) the probe's own symmetry centre was better (validation scans).
 FRIEDEL_MIN_DEAD_FRACTION = 0.4
-#: An origin further than this from the probe's centre is not taken, px.
+#: An origin further than this from the current one (the probe's centre, moved by the origin step) is not taken, px.
 FRIEDEL_MAX_SHIFT_PX = 1.5
 
 
