@@ -68,6 +68,18 @@ def friedel_origin(frame: np.ndarray, dead: np.ndarray, positions: np.ndarray, r
                            [np.asarray(start, np.float64)])
 
 
+def _dead_fraction(dead: np.ndarray, centre: np.ndarray, radius_px: float) -> float:
+    """The fraction of the pixels within ``radius_px`` of ``centre`` (qx, qy, px) that are dead (0 where none of
+    them lies on the detector); only the window around the disk is looked at."""
+    H, W = dead.shape
+    r = int(np.ceil(radius_px)) + 1
+    x0, y0 = (int(np.floor(c)) - r for c in centre)
+    qx = np.arange(max(x0, 0), min(x0 + 2 * r + 2, H))[:, None]
+    qy = np.arange(max(y0, 0), min(y0 + 2 * r + 2, W))[None, :]
+    inside = np.hypot(qx - centre[0], qy - centre[1]) <= radius_px
+    return float(dead[qx, qy][inside].mean()) if inside.any() else 0.0
+
+
 def friedel_origins(frames: np.ndarray, dead: np.ndarray, pf, lat: np.ndarray, uv: np.ndarray, group: np.ndarray,
                     origin: np.ndarray, radius_px: float) -> tuple[np.ndarray, np.ndarray]:
     """Per pattern whose direct beam is at least :data:`FRIEDEL_MIN_DEAD_FRACTION` dead, its origin from its
@@ -101,11 +113,9 @@ def friedel_origins(frames: np.ndarray, dead: np.ndarray, pf, lat: np.ndarray, u
     from .centres import _site_key as site_key  # one integer per lattice site (here: each disk's Friedel partner)
 
     dead = np.asarray(dead, bool)
-    qx, qy = np.indices(dead.shape)
     crossed = np.zeros(N, dtype=bool)
     for n in np.flatnonzero(has):
-        inside = np.hypot(qx - origin[n, 0], qy - origin[n, 1]) <= radius_px
-        crossed[n] = inside.any() and dead[inside].mean() >= FRIEDEL_MIN_DEAD_FRACTION
+        crossed[n] = _dead_fraction(dead, origin[n], radius_px) >= FRIEDEL_MIN_DEAD_FRACTION
     if not crossed.any():
         return origin, moved
     L = int(lat.max()) + 1 if lat.size else 0

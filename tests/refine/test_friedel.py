@@ -1,9 +1,10 @@
 """The origin from a pattern's Friedel pairs where a chip cross covers most of the direct beam."""
 import numpy as np
+import pytest
 
 from py4dstem_ndpd.detect.backend import DetectOptions, NDPDBackend
 from py4dstem_ndpd.evaluate import match_peaks
-from py4dstem_ndpd.refine.friedel import friedel_origin
+from py4dstem_ndpd.refine.friedel import _dead_fraction, friedel_origin
 from py4dstem_ndpd.synth import Acquisition, simulate_preset
 from py4dstem_ndpd.synth.cameras import QuadGaps
 
@@ -34,3 +35,13 @@ def test_a_cross_over_the_direct_beam_no_longer_shifts_every_disk():
         di, ti = match_peaks(q, tr, scan.truth.disk_radius)
         shifts.append(np.median(q[di] - tr[ti], 0))
     assert np.sqrt((np.array(shifts) ** 2).sum(1).mean()) < 0.05
+
+
+def test_the_dead_fraction_of_the_direct_beam_equals_the_full_frame_count_near_and_beyond_the_edges():
+    rng = np.random.default_rng(3)
+    dead = rng.random((40, 56)) < 0.3
+    qx, qy = np.indices(dead.shape)
+    for c, r in [((20.3, 28.7), 5.0), ((0.4, 55.2), 4.0), ((-3.0, 10.0), 4.5), ((70.0, 70.0), 3.0)]:
+        inside = np.hypot(qx - c[0], qy - c[1]) <= r
+        expected = dead[inside].mean() if inside.any() else 0.0
+        assert _dead_fraction(dead, np.array(c), r) == pytest.approx(expected)
