@@ -367,7 +367,7 @@ def refine(
         # positions move with it, since they were measured against the probe
         from .friedel import friedel_origins
 
-        origin, moved = friedel_origins(x, dead, pf, lat, uv, group, origin, float(radius_px))
+        origin, moved = friedel_origins(x, dead, pf, lat, uv, group, origin, float(radius_px), float(opts.gain))
         if moved.any():
             shift = np.zeros((N, 2))
             shift[moved] = origin[moved] - pf.positions[pf.probe[moved]]

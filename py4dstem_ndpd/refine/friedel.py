@@ -25,11 +25,23 @@ FRIEDEL_MIN_SNR = 5.0
 FRIEDEL_MIN_DEAD_FRACTION = 0.4
 #: An origin further than this from the current one (the probe's centre, moved by the origin step) is not taken, px.
 FRIEDEL_MAX_SHIFT_PX = 1.5
+#: The disks' masks reach this far beyond their radius, px: far enough that a common error of the positions that
+#: place them (the probe's, 0.1-0.4 px) does not cut into one side of every edge (validation scans: 0.5 px gave
+#: 0.033 / 0.010 px common shift at 1e5 / 1e6 electrons, 1.5 px 0.029 / 0.0096, 3 px 0.029 / 0.010).
+FRIEDEL_MASK_PAD_PX = 1.5
+#: Width of the Gaussian that smooths the shot-noise variance map (``gain * counts``) before it is read off, px:
+#: the counts of one pixel are a noisy estimate of their own variance.
+FRIEDEL_VARIANCE_SMOOTHING_PX = 1.0
 
 
 def friedel_origin(frame: np.ndarray, dead: np.ndarray, positions: np.ndarray, radius_px: float,
-                   start: np.ndarray) -> np.ndarray:
+                   start: np.ndarray, gain: float = 1.0) -> np.ndarray:
     """The centre of point symmetry of one pattern over soft disks at ``positions``.
+
+    The cost compares each pixel with the point image through the centre, read bilinearly; the shot noise of
+    that reading is smallest half-way between pixels, which pulls a plain sum of squares towards half-pixel
+    positions, so its expected value (``sum b_j^2 gain I_j``, :func:`~py4dstem_ndpd.refine._symmetry.symmetry_centre`)
+    is taken off. Read noise is not modelled.
 
     Parameters
     ----------
@@ -40,9 +52,11 @@ def friedel_origin(frame: np.ndarray, dead: np.ndarray, positions: np.ndarray, r
         Centres (qx, qy) of the disks to compare, px: both members of each Friedel pair. They only place the masks;
         a common error of all of them (the probe's) does not move the result.
     radius_px : float
-        Disk radius, px (the masks are soft disks of ``radius + 0.5`` px).
+        Disk radius, px (the masks are soft disks of ``radius +`` :data:`FRIEDEL_MASK_PAD_PX`).
     start : ndarray, shape (2,)
         Where the search starts (the probe's centre), px.
+    gain : float
+        Counts per electron (the shot-noise variance of a pixel is ``gain * counts``).
 
     Returns
     -------
@@ -51,21 +65,24 @@ def friedel_origin(frame: np.ndarray, dead: np.ndarray, positions: np.ndarray, r
     """
     frame = np.asarray(frame, dtype=np.float64)
     H, W = frame.shape
-    r = int(np.ceil(radius_px + 1.0))
+    r = int(np.ceil(radius_px + FRIEDEL_MASK_PAD_PX + 0.5))
     o = np.arange(-r, r + 1)
     ox, oy = (a.ravel() for a in np.meshgrid(o, o, indexing="ij"))
     base = np.rint(np.asarray(positions, np.float64)).astype(np.int64)
     px = (base[:, :1] + ox[None]).ravel()
     py = (base[:, 1:] + oy[None]).ravel()
-    w0 = np.clip(radius_px + 0.5 - np.hypot(px - np.repeat(positions[:, 0], ox.size),
+    w0 = np.clip(radius_px + FRIEDEL_MASK_PAD_PX - np.hypot(px - np.repeat(positions[:, 0], ox.size),
                                             py - np.repeat(positions[:, 1], oy.size)), 0.0, 1.0)
     inside = (px >= 0) & (px < H) & (py >= 0) & (py < W)
     px, py, w0 = px[inside], py[inside], w0[inside]
     w0 = w0 * ~dead[px, py]
     keep = w0 > 0
     live = (~np.asarray(dead, bool)).astype(np.float64)
+    from scipy.ndimage import gaussian_filter
+
+    variance = gaussian_filter(float(gain) * np.maximum(frame, 0.0), FRIEDEL_VARIANCE_SMOOTHING_PX)
     return symmetry_centre(frame, live, px[keep].astype(np.float64), py[keep].astype(np.float64), w0[keep],
-                           [np.asarray(start, np.float64)])
+                           [np.asarray(start, np.float64)], variance=variance)
 
 
 def _dead_fraction(dead: np.ndarray, centre: np.ndarray, radius_px: float) -> float:
@@ -81,7 +98,7 @@ def _dead_fraction(dead: np.ndarray, centre: np.ndarray, radius_px: float) -> fl
 
 
 def friedel_origins(frames: np.ndarray, dead: np.ndarray, pf, lat: np.ndarray, uv: np.ndarray, group: np.ndarray,
-                    origin: np.ndarray, radius_px: float) -> tuple[np.ndarray, np.ndarray]:
+                    origin: np.ndarray, radius_px: float, gain: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Per pattern whose direct beam is at least :data:`FRIEDEL_MIN_DEAD_FRACTION` dead, its origin from its
     Friedel pairs.
 
@@ -96,6 +113,8 @@ def friedel_origins(frames: np.ndarray, dead: np.ndarray, pf, lat: np.ndarray, u
     origin : ndarray, shape (N, 2)
         The current origins, px.
     radius_px : float
+    gain : float
+        Counts per electron (``RefineOptions.gain``).
 
     Returns
     -------
@@ -125,11 +144,12 @@ def friedel_origins(frames: np.ndarray, dead: np.ndarray, pf, lat: np.ndarray, u
         kn = k[group[k] == n]
         if kn.size < FRIEDEL_MIN_DISKS:
             continue
-        c = friedel_origin(frames[n], dead, pf.positions[kn], radius_px, origin[n])
+        c = friedel_origin(frames[n], dead, pf.positions[kn], radius_px, origin[n], gain)
         if np.all(np.isfinite(c)) and np.linalg.norm(c - origin[n]) <= FRIEDEL_MAX_SHIFT_PX:
             origin[n] = c
             moved[n] = True
     return origin, moved
 
 
-__all__ = ["FRIEDEL_MIN_DEAD_FRACTION", "FRIEDEL_MIN_DISKS", "friedel_origin", "friedel_origins"]
+__all__ = ["FRIEDEL_MASK_PAD_PX", "FRIEDEL_MIN_DEAD_FRACTION", "FRIEDEL_MIN_DISKS", "FRIEDEL_VARIANCE_SMOOTHING_PX",
+           "friedel_origin", "friedel_origins"]
