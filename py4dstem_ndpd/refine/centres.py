@@ -377,7 +377,10 @@ def refine(
     timings["fit"] = time.perf_counter() - t0
 
     # --- second chance for disks left out by the first indexing (noisy detected direct beam, far orders) -------
-    _reindex(C, group, origin, bases, lat, uv, tol2)
+    tol_k = np.full(K, tol2)
+    if dead is not None:
+        tol_k[_near_dead(C, dead, float(radius_px) + 2.0)] = max(tol2, REINDEX_RADII_NEAR_DEAD * float(radius_px))
+    _reindex(C, group, origin, bases, lat, uv, tol_k)
 
     # --- move indexed disks to their lattice sites ------------------------------------------------------------
     on = lat >= 0
@@ -457,6 +460,10 @@ def refine_centres(
 #: detector's centre of a disk overlapped by a disk of another phase is pulled towards it by up to ~0.3 radii
 #: (measured on ``tinb_multiphase`` at 512 px: 2.2-2.4 px for 8 px disks 11 px apart).
 REINDEX_RADII = 0.35
+#: The same for disks next to dead pixels: there the detector's centre is pulled by the filled-in gap too (a bright
+#: disk with a 4 px chip gap along its edge, held-out abTEM Si [110]: 1.95 px off for a 5.2 px disk, so it stayed
+#: off its lattice and kept a per-disk position 2.7 px off).
+REINDEX_RADII_NEAR_DEAD = 0.5
 
 #: Disks per call of :func:`probe_positions` (bounds the memory of the stacked windows and spectra: ~50 MB).
 CHUNK_DISKS = 4096
@@ -509,8 +516,8 @@ def _reindex(C, group, origin, bases, lat, uv, tol) -> None:
     """Index (in place) the disks on no lattice against the fitted lattices and the refined origins.
 
     The first indexing measures from the detected direct beam with a basis from detected centres; with the
-    fitted lattice and the refined origin the sites are known far better, so a disk within ``tol`` of a free
-    site now joins that lattice.
+    fitted lattice and the refined origin the sites are known far better, so a disk within ``tol`` (px, a scalar
+    or one per disk) of a free site now joins that lattice.
     """
     N, L = bases.shape[:2]
     k = np.nonzero((lat < 0) & np.all(np.isfinite(origin[group]), 1))[0]
@@ -531,7 +538,7 @@ def _reindex(C, group, origin, bases, lat, uv, tol) -> None:
         d = np.where(ok & np.any(u != 0, 1), d, np.inf)
         better = d < best_d
         best_d[better], best_l[better], best_uv[better] = d[better], layer, u[better].astype(np.int64)
-    take = best_d < tol
+    take = best_d < np.broadcast_to(np.asarray(tol, np.float64), lat.shape)[k]
     if not np.any(take):
         return
     # a site already held by a disk stays with it
