@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Steps of the 3 x 3 grids of the quadratic fits after the coarse grid, px.
+QUADRATIC_STEPS_PX = (0.25, 0.06)
+
 
 class _PointImages:
     """Bilinear readings of ``image``, ``variance`` and ``live`` at the point images ``2c + offset - p`` of the
@@ -53,8 +56,9 @@ def symmetry_centre(image: np.ndarray, live: np.ndarray, px: np.ndarray, py: np.
     The cost is ``sum w (I(p) - I(2c - p))^2 / sum w (I(p)^2 + I(2c - p)^2)`` over the pixels ``p = (px, py)``
     (``I(p)`` read off ``image`` there), with ``w = w0 * live(2c - p)^4`` and the point images read bilinearly
     (zeros beyond the array): dead pixels neither compare nor are compared with. Searched on a grid (+-1 px, 0.5 px
-    steps) around each of ``starts``, then by a simplex from the best grid point. The pixels are integer, so every
-    point image shares the fractional part of ``2c``, and the search gathers the arrays once per integer shift
+    steps) around each of ``starts``, then by two quadratic fits around the best grid point
+    (:func:`_quadratic_step`, steps :data:`QUADRATIC_STEPS_PX`). The pixels are integer, so every point image
+    shares the fractional part of ``2c``, and the search gathers the arrays once per integer shift
     (:class:`_PointImages`; 2.5x faster than ``map_coordinates`` on 512 px Friedel pairs).
 
     Parameters
@@ -80,10 +84,8 @@ def symmetry_centre(image: np.ndarray, live: np.ndarray, px: np.ndarray, py: np.
     Returns
     -------
     ndarray, shape (2,)
-        ``c`` (px, same frame as ``px, py``); the first start when the simplex strays more than 2 px from it.
+        ``c`` (px, same frame as ``px, py``); the first start when the search strays more than 2 px from it.
     """
-    from scipy.optimize import minimize
-
     I = image[(px + offset).astype(np.int64), (py + offset).astype(np.int64)]
 
     read = _PointImages(image, np.zeros_like(image) if variance is None else variance, live, px, py, offset)
@@ -95,13 +97,30 @@ def symmetry_centre(image: np.ndarray, live: np.ndarray, px: np.ndarray, py: np.
         # scores ~1, not ~0, and nothing favours a larger overlap
         return float(np.sum(w * ((I - mirrored) ** 2 - v)) / max(np.sum(w * (I**2 + mirrored**2 - v)), 1e-12))
 
-    # a coarse grid first, so that the simplex starts in the right valley
+    # a coarse grid first, so that the fine search starts in the right valley
     steps = np.arange(-1.0, 1.0001, 0.5)
     grid = [np.asarray(s0, np.float64) + np.array([a, b]) for s0 in starts for a in steps for b in steps]
     best = grid[int(np.argmin([cost(g) for g in grid]))]
-    simplex = best + np.array([[0.0, 0.0], [0.3, 0.0], [0.0, 0.3]])
-    res = minimize(cost, best, method="Nelder-Mead",
-                   options={"xatol": 2e-3, "fatol": 0.0, "maxfev": 120, "initial_simplex": simplex})
-    # the simplex has shrunk below 2e-3 px or run out of evaluations: either way its best point
+    # then two quadratic fits on 3 x 3 grids, of 0.25 and 0.06 px steps: 18 evaluations where a simplex took up to
+    # 120, and the same or slightly better on validation scans (Friedel-pair origins at 1e5 / 1e6 electrons,
+    # common shift 0.023-0.031 / 0.007-0.011 px with the simplex, 0.023-0.031 / 0.006-0.011 with this)
+    c = best
+    for h in QUADRATIC_STEPS_PX:
+        c = _quadratic_step(cost, c, h)
     start = np.asarray(starts[0], np.float64)
-    return res.x if np.all(np.isfinite(res.x)) and np.all(np.abs(res.x - best) < 2.0) else start
+    return c if np.all(np.isfinite(c)) and np.all(np.abs(c - best) < 2.0) else start
+
+
+def _quadratic_step(cost, c: np.ndarray, h: float) -> np.ndarray:
+    """The vertex of the quadratic through ``cost`` on the 3 x 3 grid of step ``h`` around ``c`` (kept within
+    ``h`` of ``c``; the best grid point when the quadratic has no minimum)."""
+    o = np.array([-h, 0.0, h])
+    X, Y = (a.ravel() for a in np.meshgrid(o, o, indexing="ij"))
+    f = np.array([cost(c + np.array([x, y])) for x, y in zip(X, Y)])
+    A = np.stack([np.ones_like(X), X, Y, X * X, X * Y, Y * Y], 1)
+    a0, ax, ay, axx, axy, ayy = np.linalg.lstsq(A, f, rcond=None)[0]
+    H = np.array([[2 * axx, axy], [axy, 2 * ayy]])
+    if np.all(np.linalg.eigvalsh(H) > 0):
+        return c + np.clip(np.linalg.solve(H, -np.array([ax, ay])), -h, h)
+    k = int(np.argmin(f))
+    return c + np.array([X[k], Y[k]])

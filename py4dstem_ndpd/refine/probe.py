@@ -456,7 +456,7 @@ def _symmetric_centre(win: np.ndarray, dead: np.ndarray, start: np.ndarray, half
 
     The ``c`` that minimises the squared difference between the image and its point image through ``c``
     (bilinear), relative to their power, over live pixels whose image is live, within a soft disk of ``radius``
-    around ``start`` (local px); searched on a grid around ``start`` and ``also``, then by a simplex
+    around ``start`` (local px); searched on a grid around ``start`` and ``also``, then by quadratic fits
     (:func:`~py4dstem_ndpd.refine._symmetry.symmetry_centre`). A centroid over a mask cut on the pixel grid leans
     towards the mask's own centre; this does not (a 3 px gap along the probe's edge: 0.18 px for the masked
     centroid, 0.01 px for this; ``docs/refinement.md``).
