@@ -440,8 +440,11 @@ def probe_positions(
         if edge:
             asym = asymmetric_patterns(F, pos - anchor, snr, group, probe)
             bright = (snr >= whitening_snr[0]) & asym[group]
-            alternatives["edge"] = _edge_variant(F, Fp, has, group, t, pos - anchor, loc, bright, half, radius_px,
-                                                 max_shift_px) + anchor
+            # searched around the hybrid positions, not the detector's: on thick SrTiO3 the detector's centres of
+            # the far disks are 1.5-3.5 px towards the direct beam, and from there the search found the wrong
+            # maximum of 2 of 16 bright disks (-1.5 / -2.0 px; -0.37 / -0.39 from the hybrid positions)
+            alternatives["edge"] = _edge_variant(F, Fp, has, group, t, pos - anchor, pos - anchor, bright, half,
+                                                 radius_px, max_shift_px) + anchor
             alternatives["edge"][probe[has]] = pos[probe[has]]
     shift = np.linalg.norm(pos - centres, axis=1)
     clipped = (pos[:, 0] < rim - 0.5) | (pos[:, 0] > H - 0.5 - rim) | (pos[:, 1] < rim - 0.5) | (
@@ -588,7 +591,7 @@ def _edge_probes(Fp: np.ndarray, t: np.ndarray, snr: np.ndarray, half: int, radi
 
 def _edge_variant(F, Fp, has, group, t, local, start, bright, half, radius_px, max_shift_px):
     """``local`` with the ``bright`` disks moved to their edge position (:mod:`~py4dstem_ndpd.refine.edge`),
-    searched within ``max_shift_px`` of ``start`` (the detector's centres).
+    searched within ``max_shift_px`` of ``start`` (the hybrid-correlation positions).
 
     The ring radius of each pattern is its probe's, measured by the same edge score.
     """
