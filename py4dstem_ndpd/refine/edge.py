@@ -249,8 +249,9 @@ def edge_spectra(gx: np.ndarray, gy: np.ndarray, radius: np.ndarray, half: int, 
 
 
 def edge_positions(gx: np.ndarray, gy: np.ndarray, half: int, start: np.ndarray, radius: np.ndarray,
-                   max_shift_px: float = 1.5) -> np.ndarray:
-    """Local centre of each disk maximising its edge score within ``max_shift_px`` of ``start``.
+                   max_shift_px: float = 1.5, also: np.ndarray | None = None) -> np.ndarray:
+    """Local centre of each disk maximising its edge score within ``max_shift_px`` of ``start`` (and, given
+    ``also``, of those second starts too: the better-scoring of the two maxima).
 
     Parameters
     ----------
@@ -264,6 +265,8 @@ def edge_positions(gx: np.ndarray, gy: np.ndarray, half: int, start: np.ndarray,
         Ring radius per disk (its pattern's probe radius), px.
     max_shift_px : float
         Half-width of the searched square, px.
+    also : ndarray, shape (K, 2), optional
+        Second starts, local px (the hybrid correlation's positions, where the detector's centres are far off).
 
     Returns
     -------
@@ -274,11 +277,25 @@ def edge_positions(gx: np.ndarray, gy: np.ndarray, half: int, start: np.ndarray,
     if K == 0:
         return np.zeros((0, 2))
     spec = edge_spectra(gx, gy, radius, half)
-    c, value = grid_maximum(spec, np.asarray(start, dtype=np.float64), max_shift_px,
-                            2 * int(np.ceil(2 * max_shift_px)) + 1)
+    c, score = _search(spec, np.asarray(start, dtype=np.float64), max_shift_px)
+    if also is not None:
+        c2, score2 = _search(spec, np.asarray(also, dtype=np.float64), max_shift_px)
+        better = score2 > score
+        c[better], score[better] = c2[better], score2[better]
+    return c
+
+
+def _search(spec: np.ndarray, start: np.ndarray, max_shift_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """The maximum of each score within ``max_shift_px`` of ``start`` and its value (``start`` and 0 where the
+    score is nowhere positive)."""
+    from ._windows import evaluate_spectra
+
+    c, value = grid_maximum(spec, start, max_shift_px, 2 * int(np.ceil(2 * max_shift_px)) + 1)
     c = newton_maximum(spec, c)
     c = start + np.clip(c - start, -max_shift_px, max_shift_px)
-    return np.where((value > 0)[:, None], c, start)
+    at = evaluate_spectra(spec, c[:, :1], c[:, 1:])[:, 0, 0]  # the score at c (index i <-> local i px)
+    ok = value > 0
+    return np.where(ok[:, None], c, start), np.where(ok, at, 0.0)
 
 
 __all__ = ["ASYMMETRY_GATE", "RING_WIDTH_PX", "edge_positions", "edge_score", "probe_radius", "remove_interior_slope",
