@@ -75,21 +75,27 @@ def test_edge_positions_stay_within_the_search_range_and_keep_flat_windows():
     assert edge_positions(gx[:0], gy[:0], 12, start[:0], np.zeros(0)).shape == (0, 2)
 
 
-def test_edge_variant_fixes_the_lattice_of_a_thick_multislice_pattern():
-    """abTEM SrTiO3 [001], 50 nm, 2 mrad: crescents on the side facing the direct beam (see the module)."""
+def thickest_pattern(name):
+    """The thickest pattern of the first group of an abTEM file at 1e6 electrons: (frame, truth (K, 2) of the disks
+    with peak SNR >= 3, starts 0.3 px off them, radius px, origin (2,))."""
     from py4dstem_ndpd.synth.external import load_external
 
-    ext = load_external(DATA / "abtem_sto001.npz", dose=1e6, seed=6)[0]  # the 2.0 mrad group: 20 and 50 nm
+    ext = load_external(DATA / name, dose=1e6, seed=6)[0]
     t = ext.truth
     j = int(np.argmax(ext.meta["thickness_nm"]))
     d = t.disks[t.offsets[j]:t.offsets[j + 1]]
     d = d[d["snr"] >= 3]
     truth = np.stack([d["qx"], d["qy"]], 1)
     start = truth + np.random.default_rng(0).normal(0, 0.3, truth.shape)
-    frame = ext.frames[0, j].astype(float)
+    return ext.frames[0, j].astype(float), truth, start, t.disk_radius, t.origin.reshape(-1, 2)[j]
+
+
+def test_edge_variant_fixes_the_lattice_of_a_thick_multislice_pattern():
+    """abTEM SrTiO3 [001], 50 nm, 2 mrad: crescents on the side facing the direct beam (see the module)."""
+    frame, truth, start, radius, _ = thickest_pattern("abtem_sto001.npz")  # the 2.0 mrad group: 20 and 50 nm
     rms = {}
     for edge in (False, True):
-        r = refine(frame[None], [start], radius_px=t.disk_radius, options=RefineOptions(edge=edge))
+        r = refine(frame[None], [start], radius_px=radius, options=RefineOptions(edge=edge))
         rms[edge] = float(np.sqrt(np.mean(np.sum((r.centres[0] - truth) ** 2, 1))))
     assert rms[True] < 0.35 and rms[False] > 0.7, rms  # measured 0.20 and 1.47 px
 
@@ -98,19 +104,11 @@ def test_the_interior_slope_of_crescents_does_not_pull_their_edge_positions_inwa
     """Validation abTEM SrTiO3 [001] 70 nm at 1e6 electrons: the bright disks beyond two radii. A crescent's light
     rising towards its rim moves the rim's steepest fall towards the direct beam; without each disk's interior
     slope the edge positions were -0.266 px radially on average, with it -0.178 (measured)."""
-    from py4dstem_ndpd.synth.external import load_external
-
-    ext = load_external(DATA / "abtem_sto001_35-70nm.npz", dose=1e6, seed=6)[0]
-    t = ext.truth
-    j = int(np.argmax(ext.meta["thickness_nm"]))
-    d = t.disks[t.offsets[j]:t.offsets[j + 1]]
-    d = d[d["snr"] >= 3]
-    truth = np.stack([d["qx"], d["qy"]], 1)
-    start = truth + np.random.default_rng(0).normal(0, 0.3, truth.shape)
-    pf = probe_positions(ext.frames[0, j].astype(float)[None], np.zeros(len(start), int), start, 1, t.disk_radius)
-    g = truth - t.origin.reshape(-1, 2)[j]
+    frame, truth, start, radius, origin = thickest_pattern("abtem_sto001_35-70nm.npz")
+    pf = probe_positions(frame[None], np.zeros(len(start), int), start, 1, radius)
+    g = truth - origin
     r = np.linalg.norm(g, axis=1)
-    far = (r > 2 * t.disk_radius) & (pf.snr >= 10)
+    far = (r > 2 * radius) & (pf.snr >= 10)
     radial = np.sum((pf.alternatives["edge"] - truth) * g, 1) / np.maximum(r, 1e-9)
     assert far.sum() >= 10
     assert radial[far].mean() > -0.22, radial[far]
