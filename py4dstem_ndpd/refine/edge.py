@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._windows import grid_maximum, newton_maximum, parabola_vertex
+from ._windows import evaluate_spectra, grid_maximum, newton_maximum, parabola_vertex
 
 #: Ring width ``w`` of the edge score, px.
 RING_WIDTH_PX = 0.8
@@ -288,8 +288,6 @@ def edge_positions(gx: np.ndarray, gy: np.ndarray, half: int, start: np.ndarray,
 def _search(spec: np.ndarray, start: np.ndarray, max_shift_px: float) -> tuple[np.ndarray, np.ndarray]:
     """The maximum of each score within ``max_shift_px`` of ``start`` and its value (``start`` and 0 where the
     score is nowhere positive)."""
-    from ._windows import evaluate_spectra
-
     c, value = grid_maximum(spec, start, max_shift_px, 2 * int(np.ceil(2 * max_shift_px)) + 1)
     c = newton_maximum(spec, c)
     c = start + np.clip(c - start, -max_shift_px, max_shift_px)
