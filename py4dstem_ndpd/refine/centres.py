@@ -340,6 +340,8 @@ def refine(
     gid = np.where(lat >= 0, group * L + np.maximum(lat, 0), -1)
     sel = (lat >= 0) & np.any(uv != 0, 1)
     plain = np.zeros(N, dtype=bool)  # patterns whose chosen per-disk positions are the plain correlation's
+    # disks within a radius + 2 px of dead pixels (their positions carry the repair's error); None without any
+    near_dead = None if dead is None else _near_dead(C, dead, float(radius_px) + 2.0)
     if method == "lattice":
         crowded = _crowded(C, group, 2.0 * float(radius_px) + 4.0)
         fitted = _fit_from_disks(pf, C, uv, gid, sel, origin, N * L, opts)
@@ -360,7 +362,7 @@ def refine(
     bases = np.where(ok[..., None, None], fitted, bases)
     if np.any(plain):
         # not the disks next to dead pixels either: their plain positions carry the repair's error
-        exclude = crowded if dead is None else crowded | _near_dead(C, dead, float(radius_px) + 2.0)
+        exclude = crowded if near_dead is None else crowded | near_dead
         origin = origin + _origin_offsets(pf, lat, uv, group, origin, bases, exclude, plain)
     if dead is not None:
         # where dead pixels cross the direct beam, the origin from the pattern's Friedel pairs; the per-disk
@@ -378,8 +380,8 @@ def refine(
 
     # --- second chance for disks left out by the first indexing (noisy detected direct beam, far orders) -------
     tol_k = np.full(K, tol2)
-    if dead is not None:
-        tol_k[_near_dead(C, dead, float(radius_px) + 2.0)] = max(tol2, REINDEX_RADII_NEAR_DEAD * float(radius_px))
+    if near_dead is not None:
+        tol_k[near_dead] = max(tol2, REINDEX_RADII_NEAR_DEAD * float(radius_px))
     _reindex(C, group, origin, bases, lat, uv, tol_k)
 
     # --- move indexed disks to their lattice sites ------------------------------------------------------------
