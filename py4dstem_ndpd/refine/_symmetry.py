@@ -17,7 +17,10 @@ class _PointImages:
     def __init__(self, image, variance, live, px, py, offset):
         self.shape = image.shape
         self.stride = image.shape[1] + 2
-        self.flat = [np.pad(np.asarray(a, np.float64), 1).ravel() for a in (image, variance, live)]
+        # without a variance map the reading's variance is 0 and is not gathered
+        self.has_variance = variance is not None
+        arrays = (image, live) + ((variance,) if self.has_variance else ())
+        self.flat = [np.pad(np.asarray(a, np.float64), 1).ravel() for a in arrays]
         self.px, self.py = np.rint(px).astype(np.int64), np.rint(py).astype(np.int64)
         self.offset = offset
         self._gathered: dict[tuple[int, int], list[np.ndarray]] = {}  # the search visits few integer shifts
@@ -41,10 +44,11 @@ class _PointImages:
                 b = bx * by
                 if b == 0.0:
                     continue
-                img, var, live = self._at(ax + dx, ay + dy)
-                out[0] = out[0] + b * img
-                out[1] = out[1] + b * b * var
-                out[2] = out[2] + b * live
+                got = self._at(ax + dx, ay + dy)
+                out[0] = out[0] + b * got[0]
+                out[2] = out[2] + b * got[1]
+                if self.has_variance:
+                    out[1] = out[1] + b * b * got[2]
         return out
 
 
@@ -88,7 +92,7 @@ def symmetry_centre(image: np.ndarray, live: np.ndarray, px: np.ndarray, py: np.
     """
     I = image[(px + offset).astype(np.int64), (py + offset).astype(np.int64)]
 
-    read = _PointImages(image, np.zeros_like(image) if variance is None else variance, live, px, py, offset)
+    read = _PointImages(image, variance, live, px, py, offset)
 
     def cost(c):
         mirrored, v, lv = read(c)
