@@ -205,6 +205,10 @@ CAMERAS: dict[str, QuadGaps | Scintillator | Binned | None] = {
     "scintillator_lorentzian": Scintillator(gain=25.0, gain_shape=4.0, tail_fraction=0.2, tail_px=4.0,
                                             tail_shape="lorentzian"),
     "binned_2x": Binned(2),
+    # an integrating camera with a plain 1.2 px Gaussian point-spread function and no tail (charge sharing, a
+    # CCD's fibre-optic coupling without glare); added on 2026-12-03 after scratch runs on the validation abTEM
+    # file showed thick crystals losing most of their accuracy under such a blur (docs/performance.md)
+    "integrating_blur": Scintillator(gain=20.0, gain_shape=3.0, core_sigma_px=1.2, tail_fraction=0.0),
 }
 
 __all__ = ["CAMERAS", "Binned", "QuadGaps", "Scintillator"]

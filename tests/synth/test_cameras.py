@@ -63,7 +63,8 @@ def test_binned_sums_blocks_and_maps_the_truth():
 
 def test_the_benchmark_families_are_named():
     assert set(CAMERAS) == {"counting", "quad_gaps", "quad_gaps_centred", "scintillator", "scintillator_lorentzian",
-                            "binned_2x"} and CAMERAS["counting"] is None
+                            "binned_2x", "integrating_blur"} and CAMERAS["counting"] is None
+    assert CAMERAS["integrating_blur"].tail_fraction == 0 and CAMERAS["integrating_blur"].core_sigma_px > 1
 
 
 def test_the_lorentzian_tail_is_heavier_than_the_exponential_one():
