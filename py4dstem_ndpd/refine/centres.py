@@ -16,7 +16,7 @@ Methods (``refine_centres(..., method=...)``):
     3. ``g1, g2`` of every lattice are fitted by weighted least squares, origin fixed, to the per-disk
        positions (weight ``(snr / 3)**2``, their measured error) and to the detected centres (weight
        ``1 / detector_sigma_px**2``, free common offset), dropping outliers;
-    4. where the plain cross-correlation won (symmetric disk interiors), the origin moves by the weighted mean
+    4. where the plain or Poisson correlation won (symmetric disk interiors), the origin moves by the weighted mean
        residual of the well-separated disks in Friedel pairs, the direct beam among them
        (:func:`_origin_offsets`): all positions are measured against the probe, so its own error is shared by
        every disk, and the other disks measure part of it;
@@ -41,9 +41,11 @@ electrons per pattern): "lattice" Si/SiGe 0.21 / 0.086 / 0.034 / 0.011 px, Ti-Nb
 0.25 / 0.094 / 0.043 / 0.014 px, Si disks with +-40 % interior gradients 0.19 / 0.12 / 0.069 / 0.050 px; it is the
 most accurate method everywhere.
 
-In step 3 the per-disk positions come in up to three variants: plain cross-correlation (most precise for symmetric
-disk interiors), for bright disks hybrid correlation (robust to asymmetric interiors) and, in patterns whose bright
-disks are far from point-symmetric (thick crystals), the disk edge alone (:mod:`~py4dstem_ndpd.refine.edge`).
+In step 3 the per-disk positions come in up to four variants: plain cross-correlation, the correlation with the
+probe's Poisson-likelihood template (the most precise for symmetric disk interiors; ``_poisson_shifts`` in
+:mod:`~py4dstem_ndpd.refine.probe`), for bright disks hybrid correlation (robust to asymmetric interiors) and, in
+patterns whose bright disks are far from point-symmetric (thick crystals), the disk edge alone
+(:mod:`~py4dstem_ndpd.refine.edge`).
 Each is fitted and, per pattern, the variant whose disks lie closest to their own fitted lattice is kept
 (:func:`_choose_variant`). The detector's centres enter each fit with the error measured on that pattern's bright
 disks when it exceeds ``detector_sigma_px`` (:func:`_detector_sigma`).
@@ -165,7 +167,7 @@ class Refinement:
         Per pattern, refined centres (K_i, 2) float64, (qx, qy) px, in the input order.
     origin : ndarray, shape (N, 2)
         Centre of the direct beam (the disk used as the probe) of each pattern, the lattices' origin; with
-        ``"lattice"``, moved by the other disks' mean residual where the plain correlation won
+        ``"lattice"``, moved by the other disks' mean residual where the plain or Poisson correlation won
         (:func:`_origin_offsets`). NaN without disks.
     bases : ndarray, shape (N, max_lattices, 2, 2)
         Rows g1, g2 of each lattice found (px); NaN where none.
@@ -339,7 +341,8 @@ def refine(
     t0 = time.perf_counter()
     gid = np.where(lat >= 0, group * L + np.maximum(lat, 0), -1)
     sel = (lat >= 0) & np.any(uv != 0, 1)
-    plain = np.zeros(N, dtype=bool)  # patterns whose chosen per-disk positions are the plain correlation's
+    plain = np.zeros(N, dtype=bool)  # patterns whose chosen per-disk positions assume symmetric disks
+    origin_positions = pf.alternatives.get("plain")
     # disks within a radius + 2 px of dead pixels (their positions carry the repair's error); None without any
     near_dead = None if dead is None else _near_dead(C, dead, float(radius_px) + 2.0)
     if method == "lattice":
@@ -351,8 +354,8 @@ def refine(
             k = (chosen[group] > 0) & trusted
             out[k] = positions[k]
             timings["variant_patterns"] = {name: int(np.sum(chosen == i)) for i, name in enumerate(names)}
-            if "plain" in names:
-                plain = chosen == names.index("plain")
+            plain = np.isin(np.asarray(names)[chosen], SYMMETRIC_VARIANTS)
+            origin_positions = positions
         elif opts.whitening <= 0:
             plain[:] = True  # every per-disk position is a plain cross-correlation
     else:
@@ -363,7 +366,7 @@ def refine(
     if np.any(plain):
         # not the disks next to dead pixels either: their plain positions carry the repair's error
         exclude = crowded if near_dead is None else crowded | near_dead
-        origin = origin + _origin_offsets(pf, lat, uv, group, origin, bases, exclude, plain)
+        origin = origin + _origin_offsets(pf, lat, uv, group, origin, bases, exclude, plain, origin_positions)
     if dead is not None:
         # where dead pixels cross the direct beam, the origin from the pattern's Friedel pairs; the per-disk
         # positions move with it, since they were measured against the probe
@@ -682,6 +685,9 @@ def _detector_sigma(pf, detected, k, g, n_groups: int, floor: float, min_snr: fl
     return sigma
 
 
+#: Per-disk variants that assume centrosymmetric disks: where one wins, the disks in Friedel pairs move the origin
+#: (:func:`_origin_offsets`).
+SYMMETRIC_VARIANTS = ("plain", "poisson")
 #: Fewest disks (in Friedel pairs) that may move a pattern's origin (:func:`_origin_offsets`).
 ORIGIN_MIN_DISKS = 6
 
@@ -698,7 +704,7 @@ def _near_dead(C: np.ndarray, dead: np.ndarray, distance: float) -> np.ndarray:
     return d[ij[:, 0], ij[:, 1]] < distance + 0.5
 
 
-def _origin_offsets(pf, lat, uv, group, origin, bases, exclude, use, min_snr: float = 5.0,
+def _origin_offsets(pf, lat, uv, group, origin, bases, exclude, use, pos, min_snr: float = 5.0,
                     max_residual_px: float = 0.5) -> np.ndarray:
     """Per pattern, the shift of the origin (the direct beam's centre) that its other disks measure, px (N, 2).
 
@@ -706,8 +712,8 @@ def _origin_offsets(pf, lat, uv, group, origin, bases, exclude, use, min_snr: fl
     residuals ``position - (origin + uv @ B)`` of the disks on the fitted lattices are, on average, the
     difference between the probe centre's own error and the error that the probe's noise puts into every
     correlation. Their weighted mean, with the direct beam as one more disk of residual 0, is a better origin
-    than the direct beam alone. Only patterns in ``use`` (those whose plain cross-correlation positions won the
-    lattice's verdict: symmetric disk interiors), only the plain positions of disks that are not in ``exclude``
+    than the direct beam alone. Only patterns in ``use`` (those whose plain or Poisson correlation positions won
+    the lattice's verdict: symmetric disk interiors), only those positions (``pos``, K x 2) of disks not in ``exclude``
     (crowded ones, which a neighbour's counts pull; those next to dead pixels), with ``snr >= min_snr``, not cut by
     the detector edge, and only in Friedel pairs (``uv`` and ``-uv`` on the same lattice), so that a pull of every
     disk towards (or away from) the direct beam cancels. Weights as in the lattice fit (:func:`_position_weight`);
@@ -716,7 +722,6 @@ def _origin_offsets(pf, lat, uv, group, origin, bases, exclude, use, min_snr: fl
     """
     N, L = bases.shape[:2]
     delta = np.zeros((N, 2))
-    pos = pf.alternatives.get("plain")
     if pos is None:
         return delta
     k = np.nonzero(use[group] & (lat >= 0) & np.any(uv != 0, 1) & (pf.snr >= min_snr) & ~pf.clipped & ~exclude)[0]
@@ -757,8 +762,8 @@ def _crowded(C: np.ndarray, group: np.ndarray, distance: float) -> np.ndarray:
 def _choose_variant(pf, detected, uv, gid, sel, origin, L, opts, fitted, crowded, group):
     """Per pattern, the per-disk estimator whose positions its own fitted lattice fits best.
 
-    Candidates: the hybrid correlation (``pf.positions``) and ``pf.alternatives`` (the plain cross-correlation and,
-    where computed, the disk edge).
+    Candidates: the hybrid correlation (``pf.positions``) and ``pf.alternatives`` (the plain cross-correlation, the
+    Poisson-likelihood correlation and, where computed, the disk edge).
     Whitening (hybrid correlation) makes disks immune to asymmetric interiors (tilt,
     dynamical contrast) at the price of more noise; with symmetric interiors the plain correlation is the more
     precise (measured on Si/SiGe at 1e6 electrons, 256 px: strain std 6.4e-5 plain against 1.24e-4 whitened). The
@@ -767,8 +772,8 @@ def _choose_variant(pf, detected, uv, gid, sel, origin, L, opts, fitted, crowded
     the neighbour's counts in their window pull the plain correlation (measured on Ti-Nb at 1e7, 256 px: 0.22 px
     on matrix disks 11 px from an hcp disk; RMS of the scan 0.030 px, 0.007 px with this rule).
 
-    Patterns whose bright disks failed the point-symmetry test (``pf.asymmetric``) are not offered the plain
-    variant. Crescent-shaped thick-crystal disks pull it furthest towards the direct beam, every disk in
+    Patterns whose bright disks failed the point-symmetry test (``pf.asymmetric``) are not offered the plain and
+    Poisson variants. Crescent-shaped thick-crystal disks pull it furthest towards the direct beam, every disk in
     proportion to ``|g|``, and a lattice fits such positions as well as the true ones. The judge cannot see a bias
     that is a uniform scale. On abTEM SrTiO3 [001] at 50 nm it chose the plain variant, with a lattice 3.5 % too
     small.
@@ -810,8 +815,10 @@ def _choose_variant(pf, detected, uv, gid, sel, origin, L, opts, fitted, crowded
         m = group_median(res, pattern, np.isfinite(res), N)
         ok = np.all(np.isfinite(B.reshape(N, L, 4)) | ~np.isfinite(fitted.reshape(N, L, 4)), axis=(1, 2))
         med[i] = np.where(np.isfinite(m) & ok, m, np.inf)
-    if pf.asymmetric is not None and "plain" in names:
-        med[names.index("plain"), pf.asymmetric] = np.inf
+    if pf.asymmetric is not None:
+        for name in SYMMETRIC_VARIANTS:
+            if name in names:
+                med[names.index(name), pf.asymmetric] = np.inf
     med[0] = np.where(np.isfinite(med[0]), med[0], -np.inf)  # no verdict: keep the hybrid correlation
     chosen = np.argmin(med, axis=0)
     bases = np.stack([B for _, B in variants]).reshape(len(variants), N, L, 2, 2)

@@ -17,7 +17,10 @@ patterns of a batch:
    taken instead;
 3. cross-correlate every window with its pattern's probe (after a mild Gaussian low-pass, ``lowpass_px``); the
    correlation maximum is the disk's shift from the probe. The maximum is found on the band-limited (Fourier)
-   interpolant of the correlation: on a 0.5 px grid, then a parabola, then Newton steps.
+   interpolant of the correlation: on a 0.5 px grid, then a parabola, then Newton steps. The same windows are
+   also correlated with ``log(1 + P / 0.1)`` of the probe ``P``, the Poisson likelihood of a shifted probe
+   (:func:`_poisson_shifts`), which weighs the disk's outer edge more: the ``"poisson"`` variant, 20 % smaller
+   per-disk errors than the plain correlation on uniform disks.
 
 Intensity structure inside disks (thickness fringes, the rocking curve across a tilted disk) pulls any
 intensity-weighted estimator off the disk's centre: with a linear gradient of +-40 % across each disk the plain
@@ -61,7 +64,8 @@ class ProbeFit:
     shift : ndarray, shape (K,)
         Distance between the refined and the input centre, px.
     alternatives : dict of str to ndarray (K, 2)
-        Centres from other estimators: ``"plain"`` (cross-correlation without whitening) and, with ``edge=True``,
+        Centres from other estimators: ``"plain"`` (cross-correlation without whitening), ``"poisson"`` (the
+        correlation with the probe's likelihood template, :func:`_poisson_shifts`) and, with ``edge=True``,
         ``"edge"`` (the bright disks of patterns with asymmetric disks located by their edge alone,
         :mod:`~py4dstem_ndpd.refine.edge`; the others as in ``positions``). The lattice refinement chooses, per
         pattern, the estimator whose positions its lattice fits best.
@@ -71,7 +75,8 @@ class ProbeFit:
         Flat index of the disk used as the probe in each pattern (-1 for patterns without disks).
     asymmetric : ndarray of bool, shape (N,) or None
         With ``edge=True``: the patterns whose bright disks failed the point-symmetry test
-        (:func:`asymmetric_patterns`); the lattice refinement does not offer them the ``"plain"`` variant.
+        (:func:`asymmetric_patterns`); the lattice refinement does not offer them the ``"plain"`` and
+        ``"poisson"`` variants.
     """
 
     positions: np.ndarray
@@ -180,6 +185,59 @@ def _prepare(frames, group, centres, radius_px, half, gain=1.0):
     with np.errstate(divide="ignore", invalid="ignore"):
         snr = np.nan_to_num(counts / np.sqrt(var), nan=0.0, posinf=0.0)
     return win, anchor, snr, counts
+
+
+#: Background floor of the likelihood template, as a fraction of a disk's own level (:func:`_poisson_shifts`).
+POISSON_FLOOR = 0.1
+
+
+def _poisson_shifts(F: np.ndarray, Fp: np.ndarray, has: np.ndarray, group: np.ndarray, snr: np.ndarray, half: int,
+                    radius_px: float, d_plain: np.ndarray, floor: float = POISSON_FLOOR) -> np.ndarray:
+    """Correlation shifts of the disks from the Poisson likelihood of a scaled, shifted probe.
+
+    A disk's counts ``I`` modelled as ``s (P(x - d) + f)`` (``P`` the pattern's probe, 1 inside; ``s`` the disk's
+    level; ``f`` a background floor) have the log-likelihood ``sum_x I(x) log(P(x - d) + f)`` up to terms that do
+    not depend on ``d``: the maximum over ``d`` of the cross-correlation of the window with ``log(1 + P / f)``.
+    Compared with the plain cross-correlation (template ``P``), it weighs the disk's outer edge, where few counts
+    are expected, more than its interior: a count there tells more about the position. ``f`` is not the measured
+    background (the windows have theirs removed, and on these detectors it is near 0, which would make the
+    template as noisy as the probe's own faint edge pixels): a fixed :data:`POISSON_FLOOR` of 0.1, chosen on
+    validation scans (both presets, 256 and 512 px, 1e4-1e7 electrons, lattice RMS: 0.001 and 0.01 better than
+    the plain correlation in 14 and 13 of 16 cells, 0.1 in all 16).
+
+    Parameters
+    ----------
+    F : ndarray of complex, shape (K, w, w)
+        Low-passed spectra of the disk windows.
+    Fp : ndarray of complex, shape (P, w, w)
+        The same of the probes of the patterns with a probe (``has``), in pattern order.
+    has : ndarray of bool, shape (N,)
+    group : ndarray of int, shape (K,)
+    snr : ndarray, shape (K,)
+        Disks with ``snr <= 3`` keep ``d_plain``.
+    half : int
+    radius_px : float
+    d_plain : ndarray, shape (K, 2)
+        The plain correlation's shifts (local px): the search starts there, within 0.5 px.
+
+    Returns
+    -------
+    ndarray, shape (K, 2)
+    """
+    d = np.array(d_plain, dtype=np.float64, copy=True)
+    row = np.full(len(has), -1)
+    row[np.nonzero(has)[0]] = np.arange(int(np.sum(has)))
+    pr = row[group]
+    k = np.nonzero((pr >= 0) & (snr > 3.0))[0]
+    if k.size == 0:
+        return d
+    P = np.fft.ifft2(Fp).real
+    inner = radial_grid(half) <= max(radius_px - 1.0, 1.0)
+    P = P / np.maximum(P[:, inner].mean(1), 1e-12)[:, None, None]
+    T = np.log1p(np.maximum(P, 0.0) / floor)
+    C = F[k] * np.conj(np.fft.fft2(T)[pr[k]])
+    d[k] = newton_maximum(C, grid_maximum(C, d_plain[k], 0.5, 5)[0])
+    return d
 
 
 def _lowpass(half: int, sigma: float) -> np.ndarray:
@@ -436,6 +494,8 @@ def probe_positions(
 
         pos = place(hybrid(whitening_snr))
         alternatives = {"plain": place(d_plain)}
+        if np.any(has):
+            alternatives["poisson"] = place(_poisson_shifts(F, Fp, has, group, snr, half, radius_px, d_plain))
         asym = None
         if edge:
             asym = asymmetric_patterns(F, pos - anchor, snr, group, probe)

@@ -4,7 +4,7 @@ import pytest
 
 from py4dstem_ndpd.refine import refine
 from py4dstem_ndpd.refine.benchmark import rms_errors
-from py4dstem_ndpd.refine.probe import asymmetry, choose_probes
+from py4dstem_ndpd.refine.probe import asymmetry, choose_probes, probe_positions
 
 from _render import render
 
@@ -193,3 +193,21 @@ def test_a_faint_direct_beam_keeps_its_centroid():
         c = _centroid(win, local, half, 12.5)
         same = np.allclose(fit.positions[0] - (centre[0] - local[0]), c[0], atol=1e-9)
         assert same == faint, (scale, fit.positions[0], c[0])
+
+
+@pytest.mark.parametrize("dose", [1e5, 1e6])
+def test_the_poisson_likelihood_locates_uniform_disks_better_than_the_plain_correlation(case, dose):
+    """Correlating with ``log(1 + P / f)`` instead of the probe ``P`` weighs the disks' outer edge, where a count
+    says most about the position: per-disk median error on Si/SiGe measured 0.101 -> 0.081 px (1e5 electrons),
+    0.030 -> 0.025 px (1e6)."""
+    from py4dstem_ndpd.refine.benchmark import detector_like
+
+    c = case("si_sige_multilayer", dose)
+    det = detector_like(c.truth)
+    group = np.concatenate([np.full(len(d), n) for n, d in enumerate(det)])
+    truth = np.concatenate(c.truth)
+    pf = probe_positions(np.asarray(c.frames, np.float32), group, np.concatenate(det), len(det), c.radius)
+    disks = (pf.snr >= 5) & ~pf.clipped
+    disks[pf.probe[pf.probe >= 0]] = False  # the direct beams are the probes: no correlation
+    err = {k: np.median(np.hypot(*(pf.alternatives[k][disks] - truth[disks]).T)) for k in ("plain", "poisson")}
+    assert err["poisson"] < 0.9 * err["plain"], err
