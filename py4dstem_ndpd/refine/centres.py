@@ -37,9 +37,9 @@ Methods (``refine_centres(..., method=...)``):
 
 Measured with ``python -m py4dstem_ndpd.refine.benchmark`` (detector-like input: truth + 0.3 px Gaussian +
 0.3 px common offset, RMS 0.525 px; 8 x 4 patterns of 256 x 256 px; RMS over all disks at 1e3 / 1e4 / 1e5 / 1e6
-electrons per pattern): "lattice" Si/SiGe 0.21 / 0.086 / 0.034 / 0.011 px, Ti-Nb with overlapping lattices
-0.25 / 0.094 / 0.043 / 0.014 px, Si disks with +-40 % interior gradients 0.19 / 0.12 / 0.069 / 0.050 px; it is the
-most accurate method everywhere.
+electrons per pattern; 2026-12-03): "lattice" Si/SiGe 0.21 / 0.094 / 0.027 / 0.009 px, Ti-Nb with overlapping
+lattices 0.24 / 0.10 / 0.036 / 0.014 px, Si disks with +-40 % interior gradients 0.19 / 0.13 / 0.065 / 0.047 px; it
+is the most accurate method everywhere.
 
 In step 3 the per-disk positions come in up to four variants: plain cross-correlation, the correlation with the
 probe's Poisson-likelihood template (the most precise for symmetric disk interiors; ``_poisson_shifts`` in
