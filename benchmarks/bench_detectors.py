@@ -5,8 +5,8 @@ read noise, hot and dead pixels. This benchmark holds out three camera families
 (:mod:`py4dstem_ndpd.synth.cameras`): the chip gaps of a 2 x 2 hybrid pixel detector, a scintillator camera whose
 point-spread function has a long tail, and 2 x 2 binning (a 128 px camera). One more row, ``integrating_blur``
 (a 1.2 px Gaussian point-spread function, 20 ADU per electron, no tail), is inside the training's camera family
-but not its sources: it asks what such a blur does to the refinement of thick-crystal disks. Each source pattern set is counted
-once at each dose (a counting detector, the ``counting`` rows), then passed through each camera model; NDPD
+but not its sources: it asks what such a blur does to the refinement of thick-crystal disks. Each source pattern
+set is counted once at each dose (a counting detector, the ``counting`` rows), then passed through each camera model; NDPD
 (default options, shipped weights) and py4DSTEM template matching (most accurate settings, probe from the data)
 run on the same frames.
 

@@ -202,8 +202,8 @@ def _poisson_shifts(F: np.ndarray, Fp: np.ndarray, has: np.ndarray, group: np.nd
     are expected, more than its interior: a count there tells more about the position. ``f`` is not the measured
     background (the windows have theirs removed, and on these detectors it is near 0, which would make the
     template as noisy as the probe's own faint edge pixels): a fixed :data:`POISSON_FLOOR` of 0.1, chosen on
-    validation scans (both presets, 256 and 512 px, 1e4-1e7 electrons, lattice RMS: 0.001 and 0.01 better than
-    the plain correlation in 14 and 13 of 16 cells, 0.1 in all 16).
+    validation scans (both presets, 256 and 512 px, 1e4-1e7 electrons, lattice RMS: 0.001, 0.01 and 0.033 better
+    than the plain correlation in 13, 15 and 15 of 16 cells, 0.1 in all 16).
 
     Parameters
     ----------
