@@ -6,9 +6,9 @@ read noise, hot and dead pixels. This benchmark holds out three camera families
 point-spread function has a long tail, and 2 x 2 binning (a 128 px camera). One more row, ``integrating_blur``
 (a 1.2 px Gaussian point-spread function, 20 ADU per electron, no tail), is inside the training's camera family
 but not its sources: it asks what such a blur does to the refinement of thick-crystal disks. Each source pattern
-set is counted once at each dose (a counting detector, the ``counting`` rows), then passed through each camera model; NDPD
-(default options, shipped weights) and py4DSTEM template matching (most accurate settings, probe from the data)
-run on the same frames.
+set is counted once at each dose (a counting detector, the ``counting`` rows), then passed through each camera
+model; NDPD (default options, shipped weights) and py4DSTEM template matching (most accurate settings, probe from
+the data) run on the same frames.
 
 Sources: the held-out abTEM Si [110] fixture (10 / 30 / 60 nm, two convergence angles; another simulator) and our
 ``si_sige_multilayer`` preset (256 px, 4 x 4 positions). Disks are counted by peak SNR >= 3 on the counting
