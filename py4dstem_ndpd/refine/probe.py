@@ -225,17 +225,15 @@ def _poisson_shifts(F: np.ndarray, Fp: np.ndarray, has: np.ndarray, group: np.nd
     ndarray, shape (K, 2)
     """
     d = np.array(d_plain, dtype=np.float64, copy=True)
-    row = np.full(len(has), -1)
-    row[np.nonzero(has)[0]] = np.arange(int(np.sum(has)))
-    pr = row[group]
-    k = np.nonzero((pr >= 0) & (snr > 3.0))[0]
+    k = np.nonzero(has[group] & (snr > 3.0))[0]
     if k.size == 0:
         return d
     P = np.fft.ifft2(Fp).real
     inner = radial_grid(half) <= max(radius_px - 1.0, 1.0)
     P = P / np.maximum(P[:, inner].mean(1), 1e-12)[:, None, None]
-    T = np.log1p(np.maximum(P, 0.0) / floor)
-    C = F[k] * np.conj(np.fft.fft2(T)[pr[k]])
+    Ft = np.zeros((len(has),) + F.shape[1:], dtype=F.dtype)
+    Ft[has] = np.fft.fft2(np.log1p(np.maximum(P, 0.0) / floor))
+    C = F[k] * np.conj(Ft[group[k]])
     d[k] = newton_maximum(C, grid_maximum(C, d_plain[k], 0.5, 5)[0])
     return d
 
