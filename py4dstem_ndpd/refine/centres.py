@@ -341,7 +341,7 @@ def refine(
     t0 = time.perf_counter()
     gid = np.where(lat >= 0, group * L + np.maximum(lat, 0), -1)
     sel = (lat >= 0) & np.any(uv != 0, 1)
-    plain = np.zeros(N, dtype=bool)  # patterns whose chosen per-disk positions assume symmetric disks
+    symmetric = np.zeros(N, dtype=bool)  # patterns whose chosen per-disk positions assume symmetric disks
     origin_positions = pf.alternatives.get("plain")
     # disks within a radius + 2 px of dead pixels (their positions carry the repair's error); None without any
     near_dead = None if dead is None else _near_dead(C, dead, float(radius_px) + 2.0)
@@ -354,19 +354,19 @@ def refine(
             k = (chosen[group] > 0) & trusted
             out[k] = positions[k]
             timings["variant_patterns"] = {name: int(np.sum(chosen == i)) for i, name in enumerate(names)}
-            plain = np.isin(np.asarray(names)[chosen], SYMMETRIC_VARIANTS)
+            symmetric = np.isin(np.asarray(names)[chosen], SYMMETRIC_VARIANTS)
             origin_positions = positions
         elif opts.whitening <= 0:
-            plain[:] = True  # every per-disk position is a plain cross-correlation
+            symmetric[:] = True  # every per-disk position is a plain cross-correlation
     else:
         fitted = _fit_from_autocorrelation(x, bases.reshape(N * L, 2, 2), uv, gid, sel, float(radius_px))
     fitted = fitted.reshape(N, L, 2, 2)
     ok = np.all(np.isfinite(fitted), axis=(2, 3))
     bases = np.where(ok[..., None, None], fitted, bases)
-    if np.any(plain):
-        # not the disks next to dead pixels either: their plain positions carry the repair's error
+    if np.any(symmetric):
+        # not the disks next to dead pixels either: their positions carry the repair's error
         exclude = crowded if near_dead is None else crowded | near_dead
-        origin = origin + _origin_offsets(pf, lat, uv, group, origin, bases, exclude, plain, origin_positions)
+        origin = origin + _origin_offsets(pf, lat, uv, group, origin, bases, exclude, symmetric, origin_positions)
     if dead is not None:
         # where dead pixels cross the direct beam, the origin from the pattern's Friedel pairs; the per-disk
         # positions move with it, since they were measured against the probe
