@@ -65,8 +65,9 @@ class DetectOptions:
     min_snr_off_lattice : float or None
         Drop a detection as background noise when its SNR (background-subtracted counts over their noise, measured
         at native resolution by the refinement) is below this, no fitted lattice indexes it, its pattern's lattices
-        index >= 80 % of the pattern's detections, and no detection with SNR >= this lies within 2 radii + 10 px
-        (all four; :func:`~py4dstem_ndpd.refine.noise.noise_detections`). Applies with ``refine="lattice"`` or
+        index >= 80 % of the pattern's detections, and no detection with SNR >= this lies within 2 radii + 10 px or
+        its SNR measured with a background that leaves such neighbours out is below this too (all four;
+        :func:`~py4dstem_ndpd.refine.noise.noise_detections`). Applies with ``refine="lattice"`` or
         ``"autocorrelation"``; ``None`` keeps every detection. At 10⁴ e⁻ the network also fires on clusters of a
         few background electrons (SNR 2-4, 20-30 px from any disk); this removes most of them and a few faint real
         disks (``docs/refinement.md``).
@@ -429,7 +430,7 @@ class NDPDBackend:
 
             drop = duplicate_detections(r, radius)
             if self.options.min_snr_off_lattice is not None:
-                noise = noise_detections(r, radius, float(self.options.min_snr_off_lattice))
+                noise = noise_detections(r, radius, float(self.options.min_snr_off_lattice), frames=fr)
                 drop = [a | b for a, b in zip(drop, noise)]
             keep = [~f for f in drop]
             decoded = [Decoded(d.cx[k], d.cy[k], d.w[k], d.h[k], d.score[k]) for d, k in zip(decoded, keep)]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._windows import extract_windows, radial_grid, remove_background
 from .centres import Refinement
 
 #: Act only in patterns whose fitted lattices index at least this fraction of the detections: where a lattice
@@ -15,15 +16,64 @@ from .centres import Refinement
 LATTICE_EXPLAINED = 0.8
 
 
-def noise_detections(r: Refinement, radius_px: float, min_snr: float = 5.0) -> list[np.ndarray]:
+def robust_snr(frames: np.ndarray, group: np.ndarray, centres: np.ndarray, radius_px: float,
+               gain: float = 1.0) -> np.ndarray:
+    """SNR of a disk at each centre, with a background that ignores the edges of neighbouring disks.
+
+    As the refinement's estimate (counts within ``radius_px + 1`` of the centre after a plane fitted to the ring
+    beyond ``radius_px + 4`` px is subtracted, over their noise), but the plane is fitted robustly
+    (:func:`~._windows.remove_background` with ``robust=True``: ring pixels far off the ring's median, such as a
+    bright neighbour reaching into the window, are left out) and the ring's noise is the scaled median absolute
+    deviation of the residuals, at least the shot noise of counts at the ring's median. Next to a bright disk the
+    plain estimate is meaningless (often negative); this one is not.
+
+    Parameters
+    ----------
+    frames : ndarray, shape (N, Qx, Qy)
+        Patterns, counts.
+    group : ndarray of int, shape (K,)
+        Pattern of each centre.
+    centres : ndarray, shape (K, 2)
+        ``(qx, qy)`` px.
+    radius_px : float
+        Disk radius, px.
+    gain : float
+        Counts per electron.
+
+    Returns
+    -------
+    ndarray, shape (K,)
+    """
+    if len(centres) == 0:
+        return np.zeros(0)
+    half = int(np.ceil(radius_px + 7.0))
+    inner = radius_px + 4.0
+    x = frames if np.asarray(frames).dtype.kind == "f" else np.asarray(frames, np.float32)
+    win, _ = extract_windows(x, np.asarray(group), np.asarray(centres, np.float64), half)
+    rg = radial_grid(half)
+    ring, disk = rg > inner, rg <= radius_px + 1.0
+    level = np.maximum(np.median(win[:, ring], axis=1), 0.0)
+    w = remove_background(win, half, inner, robust=True)
+    res = w[:, ring]
+    mad = 1.4826 * np.median(np.abs(res - np.median(res, axis=1, keepdims=True)), axis=1)
+    noise = np.maximum(mad, np.sqrt(gain * level))
+    counts = w[:, disk].sum(1)
+    var = noise**2 * disk.sum() + gain * np.maximum(counts, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.nan_to_num(counts / np.sqrt(var), nan=0.0, posinf=0.0)
+
+
+def noise_detections(r: Refinement, radius_px: float, min_snr: float = 5.0,
+                     frames: np.ndarray | None = None) -> list[np.ndarray]:
     """Flag the detections that look like background noise.
 
     A detection is flagged when all four hold: (1) the fitted lattices of its pattern index at least
     :data:`LATTICE_EXPLAINED` of the pattern's detections; (2) no lattice indexes it; (3) its SNR (``r.snr``:
     background-subtracted counts in the disk over their noise) is below ``min_snr``; (4) no detection with SNR
     >= ``min_snr`` lies within ``2 * radius_px + 10`` px (next to a bright disk the SNR's background ring, radius +
-    4 to ~radius + 10 px around the centre, holds part of that disk and the SNR means little). The network's score
-    is not used: its calibration differs from model to model.
+    4 to ~radius + 10 px around the centre, holds part of that disk and the SNR means little) or, when ``frames``
+    are given, its SNR measured again with a background that leaves out such neighbours (:func:`robust_snr`) is
+    below ``min_snr`` too. The network's score is not used: its calibration differs from model to model.
 
     Parameters
     ----------
@@ -33,7 +83,9 @@ def noise_detections(r: Refinement, radius_px: float, min_snr: float = 5.0) -> l
     radius_px : float
         Disk radius, px.
     min_snr : float
-        SNR below which an unexplained, isolated detection is flagged.
+        SNR below which an unexplained detection is flagged.
+    frames : ndarray, shape (N, Qx, Qy), optional
+        The patterns ``r`` was refined on (counts). Without them, detections next to a bright disk are kept.
 
     Returns
     -------
@@ -41,7 +93,7 @@ def noise_detections(r: Refinement, radius_px: float, min_snr: float = 5.0) -> l
         Per pattern, (K_i,) True for the detections to drop, in the order of ``r.centres``.
     """
     isolation = 2.0 * float(radius_px) + 10.0
-    out = []
+    out, crowded = [], []
     for n, c in enumerate(r.centres):
         flag = np.zeros(len(c), dtype=bool)
         lat, snr = r.lattice[n], r.snr[n]
@@ -49,5 +101,12 @@ def noise_detections(r: Refinement, radius_px: float, min_snr: float = 5.0) -> l
             for j in np.flatnonzero((lat < 0) & (snr < min_snr)):
                 near = np.hypot(*(c - c[j]).T) < isolation
                 flag[j] = not np.any(near & (snr >= min_snr))
+                if not flag[j]:
+                    crowded.append((n, j))
         out.append(flag)
+    if frames is not None and crowded:
+        g, k = np.asarray(crowded).T
+        s = robust_snr(frames, g, np.stack([r.centres[n][j] for n, j in crowded]), float(radius_px), r.gain)
+        for n, j, faint in zip(g, k, s < min_snr):
+            out[n][j] = bool(faint)
     return out

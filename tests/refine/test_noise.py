@@ -39,3 +39,23 @@ def test_bright_or_indexed_detections_are_kept():
     assert not noise_detections(_refinement(CENTRES, LATTICE, snr), 4.0)[0].any()
     assert not noise_detections(_refinement(CENTRES, [0] * 12, SNR), 4.0)[0].any()
     assert noise_detections(_refinement(CENTRES, LATTICE, SNR), 4.0, min_snr=2.0)[0].sum() == 0
+
+
+def _frames(candidate_counts: float, seed: int = 0) -> np.ndarray:
+    """One 220 x 220 pattern: background 2 e-/px, the bright disk at (50, 50) and a disk of ``candidate_counts``
+    e-/px at the second candidate (52, 62), radius 4, Poisson counts."""
+    q = np.mgrid[0:220, 0:220].astype(float)
+    lam = np.full((220, 220), 2.0)
+    lam[np.hypot(q[0] - 50, q[1] - 50) <= 4] += 400.0
+    lam[np.hypot(q[0] - 52, q[1] - 62) <= 4] += candidate_counts
+    return np.random.default_rng(seed).poisson(lam)[None].astype(np.float32)
+
+
+def test_next_to_a_bright_disk_the_snr_is_measured_again_without_it():
+    r = _refinement(CENTRES, LATTICE, SNR)
+    # nothing at the second candidate: its SNR without the bright neighbour in its background says so
+    empty = noise_detections(r, 4.0, frames=_frames(0.0))[0]
+    assert empty.tolist() == [False] * 10 + [True, True]
+    # a real disk there (about 20 e-/px over 2, SNR ~ 40): kept, as without the frames
+    real = noise_detections(r, 4.0, frames=_frames(20.0))[0]
+    assert real.tolist() == [False] * 10 + [True, False]
