@@ -19,7 +19,6 @@ import json
 import time
 from pathlib import Path
 
-
 from _machine import machine_info
 from py4dstem_ndpd.detect.backend import DetectOptions, NDPDBackend
 from py4dstem_ndpd.engine import EngineOptions, run_scan

@@ -56,6 +56,6 @@ def test_next_to_a_bright_disk_the_snr_is_measured_again_without_it():
     # nothing at the second candidate: its SNR without the bright neighbour in its background says so
     empty = noise_detections(r, 4.0, frames=_frames(0.0))[0]
     assert empty.tolist() == [False] * 10 + [True, True]
-    # a real disk there (about 20 e-/px over 2, SNR ~ 40): kept, as without the frames
+    # a real disk there (20 e-/px over 2; robust SNR about 28, the refinement's -1.2): kept, as without the frames
     real = noise_detections(r, 4.0, frames=_frames(20.0))[0]
     assert real.tolist() == [False] * 10 + [True, False]
