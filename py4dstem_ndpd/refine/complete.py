@@ -157,13 +157,20 @@ def empty_sites(r: Refinement, shape: tuple[int, int], radius_px: float,
 
 
 def site_snr(frames: np.ndarray, group: np.ndarray, centres: np.ndarray, radius_px: float,
-             gain: float = 1.0) -> np.ndarray:
-    """Integrated SNR of a disk of ``radius_px`` at each centre (the estimate of :class:`~.probe.ProbeFit`)."""
+             gain: float = 1.0, robust: bool = False) -> np.ndarray:
+    """Integrated SNR of a disk of ``radius_px`` at each centre (the estimate of :class:`~.probe.ProbeFit`).
+
+    ``robust=True``: with a background that ignores the edges of neighbouring disks (the ring's plane fitted
+    without the pixels far off its median, :func:`~._windows.remove_background`; the ring's noise from the scaled
+    median absolute deviation, at least the shot noise of counts at the ring's median). Next to a bright disk the
+    plain estimate is meaningless (often negative); the robust one is not.
+    """
     if len(centres) == 0:
         return np.zeros(0)
     half = int(np.ceil(radius_px + 7.0))
     x = frames if np.asarray(frames).dtype.kind == "f" else np.asarray(frames, np.float32)
-    return _prepare(x, np.asarray(group), np.asarray(centres, np.float64), float(radius_px), half, gain)[2]
+    return _prepare(x, np.asarray(group), np.asarray(centres, np.float64), float(radius_px), half, gain,
+                    robust=robust)[2]
 
 
 def complete_lattices(frames: np.ndarray, r: Refinement, radius_px: float,

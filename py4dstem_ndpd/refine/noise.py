@@ -7,60 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._windows import extract_windows, radial_grid, remove_background
 from .centres import Refinement
+from .complete import site_snr
 
 #: Act only in patterns whose fitted lattices index at least this fraction of the detections: where a lattice
 #: explains the pattern, an unexplained faint detection is suspect; where it explains the pattern poorly (distorted
 #: lattices, several grains, low dose) most such detections were real disks on validation data.
 LATTICE_EXPLAINED = 0.8
-
-
-def robust_snr(frames: np.ndarray, group: np.ndarray, centres: np.ndarray, radius_px: float,
-               gain: float = 1.0) -> np.ndarray:
-    """SNR of a disk at each centre, with a background that ignores the edges of neighbouring disks.
-
-    As the refinement's estimate (counts within ``radius_px + 1`` of the centre after a plane fitted to the ring
-    beyond ``radius_px + 4`` px is subtracted, over their noise), but the plane is fitted robustly
-    (:func:`~._windows.remove_background` with ``robust=True``: ring pixels far off the ring's median, such as a
-    bright neighbour reaching into the window, are left out) and the ring's noise is the scaled median absolute
-    deviation of the residuals, at least the shot noise of counts at the ring's median. Next to a bright disk the
-    plain estimate is meaningless (often negative); this one is not.
-
-    Parameters
-    ----------
-    frames : ndarray, shape (N, Qx, Qy)
-        Patterns, counts.
-    group : ndarray of int, shape (K,)
-        Pattern of each centre.
-    centres : ndarray, shape (K, 2)
-        ``(qx, qy)`` px.
-    radius_px : float
-        Disk radius, px.
-    gain : float
-        Counts per electron.
-
-    Returns
-    -------
-    ndarray, shape (K,)
-    """
-    if len(centres) == 0:
-        return np.zeros(0)
-    half = int(np.ceil(radius_px + 7.0))
-    inner = radius_px + 4.0
-    x = frames if np.asarray(frames).dtype.kind == "f" else np.asarray(frames, np.float32)
-    win, _ = extract_windows(x, np.asarray(group), np.asarray(centres, np.float64), half)
-    rg = radial_grid(half)
-    ring, disk = rg > inner, rg <= radius_px + 1.0
-    level = np.maximum(np.median(win[:, ring], axis=1), 0.0)
-    w = remove_background(win, half, inner, robust=True)
-    res = w[:, ring]
-    mad = 1.4826 * np.median(np.abs(res - np.median(res, axis=1, keepdims=True)), axis=1)
-    noise = np.maximum(mad, np.sqrt(gain * level))
-    counts = w[:, disk].sum(1)
-    var = noise**2 * disk.sum() + gain * np.maximum(counts, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.nan_to_num(counts / np.sqrt(var), nan=0.0, posinf=0.0)
 
 
 def noise_detections(r: Refinement, radius_px: float, min_snr: float = 5.0,
@@ -72,7 +25,8 @@ def noise_detections(r: Refinement, radius_px: float, min_snr: float = 5.0,
     background-subtracted counts in the disk over their noise) is below ``min_snr``; (4) no detection with SNR
     >= ``min_snr`` lies within ``2 * radius_px + 10`` px (next to a bright disk the SNR's background ring, radius +
     4 to ~radius + 10 px around the centre, holds part of that disk and the SNR means little) or, when ``frames``
-    are given, its SNR measured again with a background that leaves out such neighbours (:func:`robust_snr`) is
+    are given, its SNR measured again with a background that leaves out such neighbours
+    (:func:`~.complete.site_snr` with ``robust=True``) is
     below ``min_snr`` too. The network's score is not used: its calibration differs from model to model.
 
     Parameters
@@ -106,7 +60,8 @@ def noise_detections(r: Refinement, radius_px: float, min_snr: float = 5.0,
         out.append(flag)
     if frames is not None and crowded:
         g, k = np.asarray(crowded).T
-        s = robust_snr(frames, g, np.stack([r.centres[n][j] for n, j in crowded]), float(radius_px), r.gain)
+        s = site_snr(frames, g, np.stack([r.centres[n][j] for n, j in crowded]), float(radius_px), r.gain,
+                     robust=True)
         for n, j, faint in zip(g, k, s < min_snr):
             out[n][j] = bool(faint)
     return out

@@ -171,13 +171,22 @@ def choose_probes(centres: np.ndarray, counts: np.ndarray, group: np.ndarray, n_
     return probe
 
 
-def _prepare(frames, group, centres, radius_px, half, gain=1.0):
+def _prepare(frames, group, centres, radius_px, half, gain=1.0, robust=False):
+    """Background-subtracted, tapered windows, their anchors, SNR and counts. ``robust``: the background plane
+    fitted without the ring pixels far off its median (a neighbour's edge) and the ring's noise from the median
+    absolute deviation, never below the shot noise of counts at the ring's median."""
     win, anchor = extract_windows(frames, group, centres, half)
     inner = radius_px + 4.0
     rg = radial_grid(half)
     ring = rg > inner
-    win = remove_background(win, half, inner)
-    noise = win[:, ring].std(1)
+    level = np.maximum(np.median(win[:, ring], axis=1), 0.0) if robust else None
+    win = remove_background(win, half, inner, robust=robust)
+    if robust:
+        res = win[:, ring]
+        mad = 1.4826 * np.median(np.abs(res - np.median(res, axis=1, keepdims=True)), axis=1)
+        noise = np.maximum(mad, np.sqrt(gain * level))
+    else:
+        noise = win[:, ring].std(1)
     win = win * taper(half, radius_px + 2.0, radius_px + 4.0)
     disk = rg <= radius_px + 1.0
     counts = win[:, disk].sum(1)
