@@ -25,9 +25,9 @@ def noise_detections(r: Refinement, radius_px: float, min_snr: float = 5.0,
     background-subtracted counts in the disk over their noise) is below ``min_snr``; (4) no detection with SNR
     >= ``min_snr`` lies within ``2 * radius_px + 10`` px (next to a bright disk the SNR's background ring, radius +
     4 to ~radius + 10 px around the centre, holds part of that disk and the SNR means little) or, when ``frames``
-    are given, its SNR measured again with a background that leaves out such neighbours
-    (:func:`~.complete.site_snr` with ``robust=True``) is
-    below ``min_snr`` too. The network's score is not used: its calibration differs from model to model.
+    are given, its SNR measured again with a background that leaves out such neighbours (:func:`~.complete.site_snr`
+    with ``robust=True``) is below ``min_snr`` too. The network's score is not used: its calibration differs from
+    model to model.
 
     Parameters
     ----------
