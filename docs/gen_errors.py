@@ -186,8 +186,11 @@ existing `except ValueError` code keeps working. The `ndpd` command prints them 
 and exits with code 1.
 
 ```python
+import py4DSTEM
+from py4dstem_ndpd import find_Bragg_disks
 from py4dstem_ndpd.exceptions import NDPDError
 
+datacube = py4DSTEM.read("my_scan.h5")
 try:
     braggpeaks = find_Bragg_disks(datacube)
 except NDPDError as err:       # any documented error; the message says what to do

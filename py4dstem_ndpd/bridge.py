@@ -165,6 +165,7 @@ def to_braggvectors(
     calibration: "Calibration | py4DSTEM.Calibration | None" = None,
     *,
     name: str = "braggvectors",
+    sort: bool = True,
 ) -> "py4DSTEM.BraggVectors":
     """Build a real ``py4DSTEM.BraggVectors`` from per-position peak tables.
 
@@ -177,13 +178,16 @@ def to_braggvectors(
         everything it holds (origin, ellipse, QR rotation...). ``None`` leaves py4DSTEM's default (1 pixel).
     name : str
         Name of the BraggVectors node (and of its HDF5 group when saved).
+    sort : bool
+        Order the vectors of every position by decreasing intensity, as py4DSTEM's ``find_Bragg_disks`` does
+        (``False`` keeps the order of the tables).
 
     Returns
     -------
     py4DSTEM.BraggVectors
         ``Rshape == scan_shape``, ``Qshape == pattern_shape``; raw vectors of dtype :data:`BRAGG_DTYPE`
-        (``qx, qy, intensity, confidence``, float64). The calibration state is set with ``bv.setcal()``, so
-        ``bv.cal`` applies whatever the calibration holds.
+        (``qx, qy, intensity, confidence``, float64), brightest first unless ``sort=False``. The calibration state starts all ``False``, as py4DSTEM leaves it:
+        ``bv.setcal()`` (or an origin fit, which calls it) switches on whatever the calibration holds.
 
     Raises
     ------
@@ -223,10 +227,11 @@ def to_braggvectors(
         data["qy"] = table["qy"]
         data["intensity"] = table["intensity"] if "intensity" in names else 1.0
         data["confidence"] = table["confidence"] if "confidence" in names else 1.0
+        if sort:
+            data = data[np.argsort(-data["intensity"], kind="stable")]
         rx, ry = divmod(i, Ry)
         pla[rx, ry] = PointList(data=data, name=f"{rx},{ry}")
     bv.set_raw_vectors(pla)
-    bv.setcal()
     log.debug("built BraggVectors %r: %s positions, %d vectors", name, (Rx, Ry), scan_peaks.n_peaks)
     return bv
 

@@ -42,7 +42,7 @@ def _close_figures():
 
 
 def _truth_bv(scan):
-    return to_braggvectors(truth_to_scanpeaks(scan.truth), scan.truth.calibration)
+    return to_braggvectors(truth_to_scanpeaks(scan.truth), scan.truth.calibration, sort=False)
 
 
 def test_shapes_fields_and_calibration(scan):
@@ -62,7 +62,10 @@ def test_shapes_fields_and_calibration(scan):
         np.testing.assert_allclose(v.qx, d["qx"], atol=2e-5)  # float32 peak tables
         np.testing.assert_allclose(v.qy, d["qy"], atol=2e-5)
         np.testing.assert_allclose(v.data["confidence"], 1.0)
-    # pixel calibration is switched on by setcal and applied by .cal; the extra field survives
+    # as in py4DSTEM no calibration is applied until setcal; then .cal applies the pixel size; the extra field
+    # survives
+    assert not any(bv.calstate.values())
+    bv.setcal()
     assert bv.calstate["pixel"] and not bv.calstate["center"]
     c = bv.cal[2, 1]
     np.testing.assert_allclose(c.qx, bv.raw[2, 1].qx * tr.calibration.q_pixel_size)
@@ -76,13 +79,22 @@ def test_round_trip_keeps_confidence_and_empty_positions():
         for n in (3, 0, 7, 1, 0, 2)
     ]
     sp = ScanPeaks(scan_shape=(2, 3), peaks=tables, pattern_shape=(64, 64))
-    bv = to_braggvectors(sp)
+    bv = to_braggvectors(sp, sort=False)
     assert bv.calibration.get_Q_pixel_units() == "pixels"
     assert len(bv.raw[0, 1].data) == 0 and len(bv.raw[1, 0].data) == 1
     back = from_braggvectors(bv)
     assert back.scan_shape == (2, 3) and back.pattern_shape == (64, 64)
     for a, b in zip(sp.peaks, back.peaks):
         np.testing.assert_array_equal(a, b)
+
+
+def test_vectors_are_sorted_brightest_first_like_py4dstem():
+    sp = ScanPeaks((1, 2), [make_peaks([1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [5.0, 9.0, 1.0], [0.5, 0.75, 0.25]),
+                            make_peaks([], [])], (32, 32))
+    v = to_braggvectors(sp).raw[0, 0].data
+    assert v["intensity"].tolist() == [9.0, 5.0, 1.0]
+    assert v["qx"].tolist() == [2.0, 1.0, 3.0] and v["confidence"].tolist() == [0.75, 0.5, 0.25]
+    assert to_braggvectors(sp, sort=False).raw[0, 0].data["intensity"].tolist() == [5.0, 9.0, 1.0]
 
 
 def test_py4dstem_calibration_is_copied_not_shared(scan):
@@ -93,6 +105,7 @@ def test_py4dstem_calibration_is_copied_not_shared(scan):
     scan.truth.calibration.apply_to(cal)
     cal.set_origin((np.full((8, 4), 63.0), np.full((8, 4), 62.0)))
     bv = to_braggvectors(truth_to_scanpeaks(scan.truth), cal)
+    bv.setcal()
     assert bv.calstate["center"] and bv.calstate["pixel"]
     assert bv.calibration.get_origin(1, 2) == (63.0, 62.0)
     bv.calibration.set_origin((np.zeros((8, 4)), np.zeros((8, 4))))
@@ -153,7 +166,7 @@ def test_save_read_round_trip(scan, tmp_path):
     sp = truth_to_scanpeaks(tr)
     for i, t in enumerate(sp.peaks):
         t["confidence"] = np.linspace(0.1, 0.9, len(t))
-    bv = to_braggvectors(sp, tr.calibration, name="ndpd_peaks")
+    bv = to_braggvectors(sp, tr.calibration, name="ndpd_peaks", sort=False)
     path = tmp_path / "bv.h5"
     py4DSTEM.save(str(path), bv, mode="o")
     bv2 = py4DSTEM.read(str(path))

@@ -101,6 +101,10 @@ class Checkpoint:
         manifest = json.loads(json.dumps(manifest))
         self.directory.mkdir(parents=True, exist_ok=True)
         mpath = self.directory / MANIFEST
+        if mpath.exists() and not resume and not any(self.directory.glob("chunk-*.npz")):
+            # A run that stopped before its first chunk (e.g. its cluster did not start) left nothing to keep.
+            log.info("%s holds the manifest of a run that finished no chunk; starting afresh", self.directory)
+            mpath.unlink()
         if mpath.exists():
             if not resume:
                 raise ConfigError(

@@ -96,7 +96,7 @@ def _detect_chunk(backend_cls: type, backend_params: Mapping[str, Any], payload:
         if frames.shape[0] != stop - start:
             raise NDPDError(f"chunk {start}..{stop} received {frames.shape[0]} patterns")
         src, rng = ArraySource(frames.reshape((1,) + frames.shape)), (0, stop - start)
-    runner = BatchRunner(backend, options)
+    runner = BatchRunner(backend, options, index_offset=0 if isinstance(payload, ScanSource) else start)
     try:
         with closing(runner.iter_ranges(src, [rng])) as it:
             _, tables = next(it)

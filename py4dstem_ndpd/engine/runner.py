@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from ..exceptions import NDPDError
+from ..io.validate import check_frames
 from ..peaks import PEAK_DTYPE, ScanPeaks, make_peaks
 from .checkpoint import Checkpoint, chunk_ranges
 from .options import EngineOptions
@@ -187,6 +188,9 @@ class BatchRunner:
         Any object with ``detect(frames (N, Qx, Qy)) -> list of PEAK_DTYPE tables``; optionally ``infer`` +
         ``postprocess`` (see the module docstring) and ``params()`` (used to identify checkpoints).
     options : EngineOptions, optional
+    index_offset : int
+        Flat scan index of the source's first pattern (a Dask chunk handed over as an array starts at its own
+        ``start``); error messages about a bad pattern give ``index_offset`` plus its index in the source.
 
     Attributes
     ----------
@@ -194,11 +198,12 @@ class BatchRunner:
         Counters and timings of the runs made with this runner (cumulative).
     """
 
-    def __init__(self, backend: Any, options: EngineOptions | None = None) -> None:
+    def __init__(self, backend: Any, options: EngineOptions | None = None, *, index_offset: int = 0) -> None:
         if not callable(getattr(backend, "detect", None)):
             raise NDPDError(f"{type(backend).__name__} has no detect(frames) method; it is not a backend")
         self.backend = backend
         self.options = options if options is not None else EngineOptions()
+        self.index_offset = int(index_offset)
         self.stats = EngineStats()
         self._split = callable(getattr(backend, "infer", None)) and callable(getattr(backend, "postprocess", None))
 
@@ -242,6 +247,7 @@ class BatchRunner:
     def _read(self, source: ScanSource, a: int, b: int) -> np.ndarray:
         t = time.perf_counter()
         frames = source.read(a, b)
+        check_frames(frames, first_index=self.index_offset + a)  # NaN/Inf/dtype errors name the scan position
         self.stats._add_time("read_s", time.perf_counter() - t)
         return frames
 

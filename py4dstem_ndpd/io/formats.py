@@ -462,10 +462,13 @@ def read_hdf5(path: Path, dataset_path: str | None = None, scan_shape: tuple[int
         if ds.ndim != 3:
             validate_shape(ds.shape, ds.dtype)
         n = int(math.prod(ds.shape[:-2]))
-        src = StackSource([(str(path), ds.name, n)], scan_shape or (1, n), tuple(ds.shape[-2:]), ds.dtype)
-        if scan_shape is None:
-            logger.info("%s is a stack of %d patterns without a scan shape; reading it as a 1 x %d scan (give "
-                        "scan_shape=(Rx, Ry) for the real one)", where, n, n)
+        if scan_shape is None:  # as for a 3D .npy: never guess a scan shape
+            raise InputError(
+                f"{where} is a 3D stack of {n} patterns (shape {ds.shape}) and the file gives no scan shape; pass "
+                f"scan_shape=(Rx, Ry) with Rx * Ry = {n} (CLI: --scan-shape RX RY), or scan_shape=(1, {n}) for "
+                "a series of patterns that is not a 2D scan."
+            )
+        src = StackSource([(str(path), ds.name, n)], scan_shape, tuple(ds.shape[-2:]), ds.dtype)
         f.close()
         return _stack_input(src, cal, name, path, fmt)
     except BaseException:

@@ -59,8 +59,15 @@ def test_refinement_beats_raw_dfl_centres(si_scan, si_peaks):
     assert m_ref.error_rms < 0.5 * m_raw.error_rms
 
 
+def _fresh_datacube(scan) -> py4DSTEM.DataCube:
+    """A new DataCube of the scan's patterns (find_Bragg_disks attaches to it; the session fixture stays clean)."""
+    dc = py4DSTEM.DataCube(scan.data)
+    scan.truth.calibration.apply_to(dc.calibration)
+    return dc
+
+
 def test_find_bragg_disks_is_a_drop_in(si_scan, tmp_path, no_network):
-    bv = find_Bragg_disks(si_scan.datacube, options=FAST, progress=False)
+    bv = find_Bragg_disks(_fresh_datacube(si_scan), options=FAST, progress=False)
     assert isinstance(bv, py4DSTEM.BraggVectors)
     assert bv.Rshape == si_scan.truth.scan_shape and tuple(bv.Qshape) == si_scan.truth.pattern_shape
     assert bv.calibration.get_Q_pixel_size() == pytest.approx(si_scan.truth.calibration.q_pixel_size)
@@ -81,6 +88,62 @@ def test_find_bragg_disks_is_a_drop_in(si_scan, tmp_path, no_network):
     sm.get_strain(gvects=np.all(si_scan.truth.strain == 0, axis=-1))
     exx = sm.get_slice("e_xx").data
     assert np.nanmax(np.abs(exx - si_scan.truth.strain[..., 0])) < 1e-3
+
+
+def test_datacube_gets_the_vectors_as_py4dstem_leaves_them(si_scan, tmp_path, caplog):
+    """As after ``datacube.find_Bragg_disks``: the vectors hang in the datacube's tree and share its calibration,
+    brightest first, with no calibration applied yet; a py4DSTEM habit (a template as 2nd argument) only warns."""
+    import logging
+
+    dc = _fresh_datacube(si_scan)
+    with caplog.at_level(logging.WARNING, logger="py4dstem_ndpd"):
+        bv = find_Bragg_disks(dc, np.ones((9, 9)), options={"batch_size": 16}, progress=False)
+    assert "template is not used" in caplog.text
+    assert bv.root is dc.root and bv.calibration is dc.calibration and dc.tree("braggvectors") is bv
+    assert not any(bv.calstate.values())
+    for rx, ry in [(0, 0), (7, 2)]:
+        inten = bv.raw[rx, ry].data["intensity"]
+        assert len(inten) > 10 and np.all(np.diff(inten) <= 0)
+        # the direct beam, the brightest disk, is row 0: the one nearest the true origin
+        q = np.hypot(bv.raw[rx, ry].qx - si_scan.truth.origin[rx, ry, 0], bv.raw[rx, ry].qy - si_scan.truth.origin[rx, ry, 1])
+        assert np.argmin(q) == 0
+    bv.measure_origin()
+    bv.fit_origin(fitfunction="plane", plot=False)
+    assert dc.calibration.get_origin() is not None and bv.calstate["center"] and bv.calstate["pixel"]
+    path = tmp_path / "dc.h5"
+    py4DSTEM.save(str(path), dc, mode="o")
+    back = py4DSTEM.read(str(path), datapath="datacube_root/datacube/braggvectors")
+    assert isinstance(back, py4DSTEM.BraggVectors)
+    np.testing.assert_array_equal(back.raw[7, 2].data, bv.raw[7, 2].data)
+    # numpy input: nothing to attach to, an own calibration with the data's pixel sizes
+    arr = find_Bragg_disks(si_scan.data[:2, :2], options=FAST, progress=False)
+    assert arr.calibration.get_Q_pixel_units() == "pixels" and not any(arr.calstate.values())
+
+
+@pytest.mark.parametrize("options, match", [({"conff": 0.3}, "unknown options"), (0.3, "must be a DetectOptions")])
+def test_options_given_wrongly_give_clear_errors(options, match):
+    with pytest.raises(ConfigError, match=match):
+        find_Bragg_disks(np.zeros((1, 1, 64, 64), np.uint16), options=options, progress=False)
+
+
+def test_nan_error_names_the_scan_position():
+    a = np.ones((3, 2, 64, 64), np.float32)
+    a[2, 1, 5, 5] = np.nan
+    with pytest.raises(InputError, match=r"pattern 5 \(flat scan index\) contains NaN"):
+        find_Bragg_disks(a, options=FAST, progress=False)
+
+
+def test_a_scan_without_any_disk_found_warns(caplog):
+    """Si patterns binned to 16 px (disks below 1 px) give no detection at all: the user is told why."""
+    import logging
+
+    from py4dstem_ndpd.synth import Acquisition, simulate_preset
+
+    scan = simulate_preset("si_sige_multilayer", Acquisition(scan_shape=(2, 2), pattern_shape=(16, 16), dose=1e6, seed=3))
+    with caplog.at_level(logging.WARNING, logger="py4dstem_ndpd"):
+        peaks = detect_scan(scan.datacube, options=FAST, progress=False)
+    assert peaks.n_peaks == 0
+    assert "no disk found in any of the 4 patterns (16 x 16 px)" in caplog.text
 
 
 def test_strain_from_ndpd_matches_truth(si_scan):

@@ -125,3 +125,22 @@ def test_resume_after_the_process_was_killed(sim, reference, tmp_path):
     assert_same_peaks(runner.run(sim.data), reference)
     assert runner.stats.batches == (8 - 3) * 2  # only the missing chunks were computed
     assert len(list(ck.glob("chunk-*.npz"))) == 8
+
+
+def test_a_run_that_finished_no_chunk_does_not_block_the_next(sim, reference, tmp_path):
+    """A cluster that never started (dask-cuda missing) leaves only a manifest: the retry needs no resume=True."""
+    pytest.importorskip("distributed")
+    try:
+        import dask_cuda  # noqa: F401
+        pytest.skip("dask-cuda is installed here, so a local-cuda cluster would start")
+    except ImportError:
+        pass
+    from py4dstem_ndpd.engine import DistributedOptions, run_distributed
+    from py4dstem_ndpd.exceptions import NDPDError
+
+    ck = tmp_path / "ck"
+    with pytest.raises(NDPDError, match="dask.cuda|dask_cuda"):
+        run_distributed(sim.data, LocalMaxima, {}, "local-cuda", options=DistributedOptions(engine=_opts(ck)))
+    assert (ck / "manifest.json").exists() and not list(ck.glob("chunk-*.npz"))
+    assert_same_peaks(BatchRunner(LocalMaxima(), _opts(ck)).run(sim.data), reference)
+    assert len(list(ck.glob("chunk-*.npz"))) == 8

@@ -227,6 +227,8 @@ def test_generic_hdf5_dataset_paths(tmp_path):
         load_input(p, dataset_path="/meta/info")
     with pytest.raises(InputError, match="scan_shape=.3, 2. does not match"):
         load_input(p, dataset_path="/a/scan", scan_shape=(3, 2))
+    with pytest.raises(InputError, match=r"3D stack of 6 patterns.*scan_shape=\(Rx, Ry\)"):
+        load_input(p, dataset_path="/a/stack")  # never guessed as a 1 x 6 scan
     stack = load_input(p, dataset_path="/a/stack", scan_shape=(2, 3))  # a 3D stack with its scan shape
     assert isinstance(stack.array, StackSource)
     np.testing.assert_array_equal(to_numpy(stack), x)

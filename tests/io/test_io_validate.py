@@ -49,7 +49,7 @@ def test_shape_and_dtype_errors(shape, dtype, match):
 def test_nan_and_inf_are_refused(bad, dtype):
     x = np.ones((2, 3, 32, 32), dtype)
     x[1, 1, 5, 7] = bad
-    with pytest.raises(InputError, match=r"a pattern \(number 0 of its batch\) contains NaN or Inf.*nan_to_num"):
+    with pytest.raises(InputError, match=r"pattern 4 \(flat scan index\) contains NaN or Inf.*nan_to_num"):
         find_Bragg_disks(x, options=FAST, progress=False)
     with pytest.raises(InputError, match=r"pattern 4 \(flat scan index\) contains NaN"):
         validate.check_frames(x.reshape(6, 32, 32), first_index=0)
