@@ -126,6 +126,21 @@ def test_options_given_wrongly_give_clear_errors(options, match):
         find_Bragg_disks(np.zeros((1, 1, 64, 64), np.uint16), options=options, progress=False)
 
 
+def test_stack_with_scan_shape_and_quiet_engine(si_scan, capsys):
+    """A 3D stack takes ``scan_shape`` as in load_input; ``progress=False`` also silences a given engine's bar."""
+    from py4dstem_ndpd.engine import EngineOptions
+
+    stack = si_scan.data[:2].reshape(6, *si_scan.data.shape[-2:])
+    bv = find_Bragg_disks(stack, scan_shape=(2, 3), options=FAST, engine={"batch_size": 4}, progress=False)
+    assert bv.Rshape == (2, 3)
+    assert len(bv.raw[1, 2].data) == len(find_Bragg_disks(si_scan.data[1:2, 2:3], options=FAST,
+                                                          progress=False).raw[0, 0].data)
+    find_Bragg_disks(si_scan.data[:1, :2], options=FAST, engine=EngineOptions(progress=True), progress=False)
+    assert "pattern" not in capsys.readouterr().err
+    find_Bragg_disks(si_scan.data[:1, :2], options=FAST, engine=EngineOptions(progress=True))
+    assert "pattern" in capsys.readouterr().err
+
+
 def test_nan_error_names_the_scan_position():
     a = np.ones((3, 2, 64, 64), np.float32)
     a[2, 1, 5, 5] = np.nan
