@@ -83,7 +83,8 @@ def find_Bragg_disks(  # noqa: N802 - py4DSTEM's name, on purpose
     inp = load_input(data, dataset_path=dataset_path, scan_shape=scan_shape)  # opened once, passed on as is
     peaks = detect_scan(inp, options=options, weights=weights, engine=engine, distributed=distributed,
                         progress=progress)
-    if _is_datacube(data):  # py4DSTEM attaches its vectors to the datacube, sharing its calibration
+    if _is_datacube(data) and tuple(data.Rshape) == tuple(peaks.scan_shape):
+        # as py4DSTEM does: the vectors join the datacube's tree and share its calibration
         bv = to_braggvectors(peaks, data.calibration)
         data.attach(bv)
         return bv
