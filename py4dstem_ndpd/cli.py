@@ -109,12 +109,18 @@ def cmd_detect(a) -> int:
 def cmd_train(a) -> int:
     from .training import DatasetSpec, TrainOptions, build_dataset, train
 
+    from .exceptions import ConfigError
+
     data = Path(a.data) if a.data else Path(a.out) / "data"
     yaml = data / "data.yaml" if data.is_dir() else data
     if not yaml.exists():
+        if a.data:  # a dataset the user named is never replaced by a simulated one
+            raise ConfigError(f"--data {a.data}: no such data.yaml or dataset folder; give the YOLO dataset to train "
+                              "on (e.g. the folder written by pseudo_label), or leave --data out to simulate one.")
         yaml = build_dataset(data, DatasetSpec(n_train=a.n_train, seed=a.seed, randomization=a.randomization))
     best = train(yaml, Path(a.out) / "run", TrainOptions(epochs=a.epochs, hours=a.hours, seed=a.seed,
-                                                         weights=a.weights, resume=a.resume, device=a.device_train))
+                                                         weights=a.weights, resume=a.resume, device=a.device_train,
+                                                         overwrite=a.overwrite, **({"lr0": a.lr0} if a.lr0 else {})))
     print(f"best weights: {best}")
     return EXIT_OK
 
@@ -289,12 +295,18 @@ def _add_detect_args(p):
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ndpd", description="Neural Bragg-disk detection for 4D-STEM (py4DSTEM backend).")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    # -v also after the subcommand (`ndpd detect ... -v`); SUPPRESS keeps the main parser's value otherwise
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("info", help="versions, device and weights")
+    def command(name: str, **kw) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[verbose], **kw)
+
+    s = command("info", help="versions, device and weights")
     s.set_defaults(func=cmd_info)
 
-    s = sub.add_parser("simulate", help="simulate a scan with ground truth (EMD file)")
+    s = command("simulate", help="simulate a scan with ground truth (EMD file)")
     s.add_argument("preset", choices=["si_sige_multilayer", "tinb_multiphase"])
     s.add_argument("-o", "--output", required=True)
     s.add_argument("--scan", type=int, nargs=2, default=[32, 16], metavar=("RX", "RY"))
@@ -304,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(func=cmd_simulate)
 
-    s = sub.add_parser("detect", help="find Bragg disks in a scan; writes py4DSTEM BraggVectors (EMD)")
+    s = command("detect", help="find Bragg disks in a scan; writes py4DSTEM BraggVectors (EMD)")
     s.add_argument("input", help="py4DSTEM/EMD/HDF5/.npy file")
     s.add_argument("-o", "--output", required=True)
     s.add_argument("--backend", choices=["ndpd", "template"], default="ndpd")
@@ -313,14 +325,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scan-shape", type=int, nargs=2, default=None, metavar=("RX", "RY"),
                    help="scan shape for 3D stacks (Merlin, Dectris...) that do not record it")
     s.add_argument("--chunk-size", type=int, default=1024,
-                   help="scan positions per checkpointed chunk (default 1024; a multiple of --batch-size)")
+                   help="scan positions per checkpointed chunk (default 1024; best a multiple of --batch-size: "
+                        "batches never straddle two chunks)")
     s.add_argument("--checkpoint-dir", default=None, help="keep finished chunks here (resumable)")
     s.add_argument("--resume", action="store_true", help="reuse finished chunks from --checkpoint-dir")
     s.add_argument("--overwrite", action="store_true")
     _add_detect_args(s)
     s.set_defaults(func=cmd_detect)
 
-    s = sub.add_parser("train", help="train or fine-tune the detector offline")
+    s = command("train", help="train or fine-tune the detector offline")
     s.add_argument("--out", default="ndpd-train")
     s.add_argument("--data", default=None, help="YOLO data.yaml or folder (default: simulate one)")
     s.add_argument("--weights", default=None, help="start from these weights (fine-tuning)")
@@ -332,18 +345,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "integrating cameras; v3: v1 and v2 mixed, + speckled diffuse scattering, more overlapping "
                         "lattices; v4: v3 + scintillator cameras whose point-spread function blurs the noise)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--resume", action="store_true")
+    s.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+    s.add_argument("--overwrite", action="store_true", help="train again from the start in an --out that holds a run")
+    s.add_argument("--lr0", type=float, default=None, help="initial learning rate (default 0.002 with AdamW; the "
+                   "fine-tunes in docs/training.md used 0.001)")
     s.add_argument("--device", dest="device_train", default="cpu")
     s.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("demo", help="the main job: simulate Si/SiGe and Ti-Nb, detect, strain, phases, report")
+    s = command("demo", help="the main job: simulate Si/SiGe and Ti-Nb, detect, strain, phases, report")
     s.add_argument("-o", "--output", default="ndpd-demo", help="output folder (default ./ndpd-demo)")
     s.add_argument("--quick", action="store_true", help="tiny scans (seconds)")
     s.add_argument("--weights", default=None)
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(func=cmd_demo)
 
-    s = sub.add_parser("strain", help="strain map of BraggVectors (EMD) with py4DSTEM's StrainMap")
+    s = command("strain", help="strain map of BraggVectors (EMD) with py4DSTEM's StrainMap")
     s.add_argument("input", help="file with py4DSTEM BraggVectors (from `ndpd detect`)")
     s.add_argument("-o", "--output", required=True, help="EMD file for the maps (a PNG is written beside it)")
     s.add_argument("--reference", type=int, nargs=4, metavar=("RX0", "RX1", "RY0", "RY1"), default=None,
@@ -351,14 +367,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(func=cmd_strain)
 
-    s = sub.add_parser("phase", help="k-means phase map of BraggVectors (EMD) from interatomic distances")
+    s = command("phase", help="k-means phase map of BraggVectors (EMD) from interatomic distances")
     s.add_argument("input")
     s.add_argument("-o", "--output", required=True)
     s.add_argument("--n-phases", type=int, default=None, help="default: chosen by the silhouette score")
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(func=cmd_phase)
 
-    s = sub.add_parser("compare", help="NDPD vs py4DSTEM template matching on the same data, with a report")
+    s = command("compare", help="NDPD vs py4DSTEM template matching on the same data, with a report")
     s.add_argument("input", help="py4DSTEM/EMD file (with ground truth if written by `ndpd simulate`)")
     s.add_argument("-o", "--output", default="ndpd-compare", help="report folder")
     s.add_argument("--reference", type=int, nargs=4, metavar=("RX0", "RX1", "RY0", "RY1"), default=None)
@@ -374,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_detect_args(s)
     s.set_defaults(func=cmd_compare)
 
-    s = sub.add_parser("bench", help="quick speed/accuracy check against template matching on simulated data")
+    s = command("bench", help="quick speed/accuracy check against template matching on simulated data")
     s.add_argument("--scan", type=int, nargs=2, default=[8, 8], metavar=("RX", "RY"))
     s.add_argument("--size", type=int, default=256)
     s.add_argument("--dose", type=float, default=1e6)
@@ -397,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(a.func(a) or 0)
     except OutputExistsError as err:
-        print(f"ndpd: {err}", file=sys.stderr)
+        print(f"ndpd: error: {err}", file=sys.stderr)
         return EXIT_EXISTS
     except NDPDError as err:
         print(f"ndpd: error: {err}", file=sys.stderr)

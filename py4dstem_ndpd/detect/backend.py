@@ -216,6 +216,12 @@ class NDPDBackend:
         self.imgsz = int(self.options.imgsz or self.model.imgsz)
         self.conf = float(self.options.conf if self.options.conf is not None
                           else self.model.meta.get("conf", DEFAULT_CONF))
+        if self.options.conf is None and "conf" not in self.model.meta:
+            logger.warning(
+                "the weights %s store no confidence threshold: using %.2f (the shipped model's was chosen on "
+                "validation scans). Give one with DetectOptions(conf=...) or --conf, or store one with "
+                "py4dstem_ndpd.detect.model.export_ndpd_weights(..., meta={'conf': ...}) (docs/training.md).",
+                self.weights, DEFAULT_CONF)
         self.times = StageTimes()
         self.last_radius: float | None = None
         self._batch_size: int | None = None if self.options.batch_size is None else int(self.options.batch_size)

@@ -48,7 +48,7 @@ def resolve_device(device: str = "auto"):
         if not torch.cuda.is_available():
             raise DeviceError(
                 f"device={device!r} was requested but no CUDA device is available on this machine; "
-                "use device='cpu' or device='auto'."
+                "use device='cpu' or device='auto' (CLI --device cpu)."
             )
         return torch.device(device)
     raise DeviceError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'.")
@@ -177,7 +177,7 @@ def load_model(weights: str | Path | None = None, device: str = "auto") -> Loade
     if not path.is_file():
         hint = (
             "reinstall py4dstem-ndpd (the package ships its weights)" if weights is None
-            else "check the path, or omit weights= to use the shipped model"
+            else "check the path, or omit weights= (CLI --weights) to use the shipped model"
         )
         raise ModelLoadError(f"detector weights not found: {path}; {hint}.")
     try:
@@ -193,7 +193,7 @@ def load_model(weights: str | Path | None = None, device: str = "auto") -> Loade
     except Exception as err:  # noqa: BLE001 - any unpickling error means a bad file
         raise ModelLoadError(
             f"cannot read detector weights {path}: {type(err).__name__}: {err}. The file is corrupt or not a "
-            "PyTorch checkpoint; re-copy it or use the shipped weights (omit weights=)."
+            "PyTorch checkpoint; re-copy it or use the shipped weights (omit weights=, CLI --weights)."
         ) from None
     if not isinstance(ckpt, dict):
         raise ModelLoadError(f"{path} is not a detector checkpoint (got {type(ckpt).__name__}).")

@@ -108,8 +108,8 @@ class Checkpoint:
         if mpath.exists():
             if not resume:
                 raise ConfigError(
-                    f"{self.directory} already holds a checkpoint; pass resume=True to continue that run, or "
-                    "choose another (empty) checkpoint_dir"
+                    f"{self.directory} already holds a checkpoint; pass resume=True (CLI --resume) to continue that "
+                    "run, or choose another (empty) checkpoint_dir"
                 )
             old = json.loads(mpath.read_text())
             if old != manifest:

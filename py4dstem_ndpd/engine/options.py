@@ -107,7 +107,8 @@ class EngineOptions:
                 )
             object.__setattr__(self, "checkpoint_dir", Path(self.checkpoint_dir))
         elif self.resume:
-            raise ConfigError("EngineOptions.resume=True needs checkpoint_dir: the directory of the run to resume")
+            raise ConfigError("EngineOptions.resume=True (CLI --resume) needs checkpoint_dir (CLI --checkpoint-dir): "
+                              "the directory of the run to resume")
 
 
 @dataclass(frozen=True)

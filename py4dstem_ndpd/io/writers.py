@@ -9,9 +9,22 @@ class OutputExistsError(FileExistsError):
     """The output exists and overwriting was not asked for."""
 
 
+#: File name endings py4DSTEM.read recognises as EMD/HDF5 (py4DSTEM 0.14 ``parse_filetype``).
+EMD_SUFFIXES = (".h5", ".hdf5", ".emd", ".py4dstem")
+
+
 def check_writable(path: str | os.PathLike, overwrite: bool) -> Path:
-    """Raise :class:`OutputExistsError` if ``path`` exists and ``overwrite`` is False; create parent folders."""
+    """Check an EMD output path before any work: raise :class:`~py4dstem_ndpd.exceptions.ConfigError` unless it
+    ends in one of :data:`EMD_SUFFIXES` (py4DSTEM.read goes by the ending), :class:`OutputExistsError` if it exists
+    and ``overwrite`` is False; create parent folders."""
+    from ..exceptions import ConfigError
+
     path = Path(path)
+    if path.suffix.lower() not in EMD_SUFFIXES:
+        raise ConfigError(
+            f"{path}: outputs are py4DSTEM EMD (HDF5) files, and py4DSTEM.read only opens names ending in "
+            f"{', '.join(EMD_SUFFIXES)}; use e.g. {path.with_suffix('.h5')}."
+        )
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} exists; pass --overwrite (overwrite=True) to replace it.")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -30,12 +30,14 @@ def pseudo_label(
     labeller: Literal["template", "ndpd"] = "template",
     val_fraction: float = 0.2,
     seed: int = 0,
+    overwrite: bool = False,
 ) -> Path:
     """Write a YOLO dataset of ``n`` patterns of ``datacube`` with proposed labels; return its ``data.yaml``.
 
     Parameters
     ----------
-    datacube : py4DSTEM.DataCube
+    datacube : py4DSTEM.DataCube, ndarray, dask array or path
+        The scan, as :func:`py4dstem_ndpd.find_Bragg_disks` takes it (a file is read pattern by pattern).
     out_dir : path
     n : int
         Patterns to label (spread at random over the scan).
@@ -44,19 +46,44 @@ def pseudo_label(
     val_fraction : float
         Share of the patterns put in the validation split.
     seed : int
+    overwrite : bool
+        Replace the dataset already in ``out_dir`` (with the labels you may have corrected). Without it such a
+        folder is refused, so that rerunning a notebook cell never undoes a review.
+
+    Raises
+    ------
+    OutputExistsError
+        ``out_dir`` already holds a dataset and ``overwrite`` is False.
+    ConfigError
+        Unknown ``labeller``.
+    InputError
+        Data that cannot be read (as for :func:`py4dstem_ndpd.find_Bragg_disks`).
     """
     import py4DSTEM
 
+    from ..engine.source import as_source
+    from ..io.readers import load_input
+    from ..io.writers import OutputExistsError
+
     out = Path(out_dir)
-    Rx, Ry = datacube.data.shape[:2]
+    if not overwrite and ((out / "data.yaml").exists() or any((out / "labels").glob("*/*.txt"))):
+        raise OutputExistsError(
+            f"{out} already holds a dataset (data.yaml and labels, perhaps reviewed by hand); pass overwrite=True to "
+            "replace it, or write to another folder."
+        )
+    if labeller not in ("template", "ndpd"):
+        raise ConfigError(f"labeller must be 'template' or 'ndpd', got {labeller!r}.")
+    src = as_source(load_input(datacube).array)
+    Rx, Ry = src.scan_shape
     rng = np.random.default_rng(seed)
     flat = rng.choice(Rx * Ry, size=min(n, Rx * Ry), replace=False)
     pos = [(int(i // Ry), int(i % Ry)) for i in flat]
-    frames = np.stack([np.asarray(datacube.data[i, j]) for i, j in pos])
+    frames = np.concatenate([np.asarray(src.read(int(i), int(i) + 1)) for i in flat])
+    src.close()
     if labeller == "template":
         from ..baseline import template_matching
 
-        sub = py4DSTEM.DataCube(data=frames[:, None])
+        sub = py4DSTEM.DataCube(data=frames[:, None].astype(np.float32))  # py4DSTEM's vacuum probe: float sums
         res = template_matching(sub)
         tables = res.peaks.peaks
         radius = float(res.settings["disk_radius"])
@@ -66,8 +93,6 @@ def pseudo_label(
         b = NDPDBackend()
         tables = b.detect(frames)
         radius = float(b.last_radius or 4.0)
-    else:
-        raise ConfigError(f"labeller must be 'template' or 'ndpd', got {labeller!r}.")
     n_val = max(1, int(round(val_fraction * len(pos))))
     for k, (fr, t) in enumerate(zip(frames, tables)):
         split = "val" if k < n_val else "train"

@@ -38,7 +38,11 @@ class TrainOptions:
         Start from these weights (fine-tuning; ``"shipped"`` = the package's model) instead of the random
         ``yolov8n.yaml`` initialisation.
     resume : bool
-        Resume ``project/name/weights/last.pt``.
+        Continue the interrupted run in ``out_dir`` (``weights/last.pt``); starts afresh when there is none.
+        A run that finished its epochs cannot be resumed (a ``ConfigError`` says so).
+    overwrite : bool
+        Train again from the start in an ``out_dir`` that already holds a run (its weights are replaced);
+        without it (and without ``resume``) such an ``out_dir`` is refused.
     lr0 : float or None
         Initial learning rate (None: ultralytics' default for the optimiser; with ``"AdamW"`` it is 0.002, what
         ``optimizer="auto"`` picks for one class).
@@ -55,6 +59,7 @@ class TrainOptions:
     seed: int = 0
     weights: str | None = None
     resume: bool = False
+    overwrite: bool = False
     lr0: float | None = None
     workers: int = 0
     patience: int = 100
@@ -91,8 +96,22 @@ def train(data_yaml: str | Path, out_dir: str | Path, options: TrainOptions = Tr
     -------
     Path
         ``out_dir/weights/best.pt``.
+
+    Raises
+    ------
+    ConfigError
+        ``data_yaml`` does not exist, or ``resume`` asks to continue a run that finished.
+    OutputExistsError
+        ``out_dir`` already holds a run and neither ``resume`` nor ``overwrite`` is set.
+    DeviceError
+        A CUDA device is asked for and none is visible.
     """
     from .._offline import import_ultralytics
+
+    out_dir = Path(out_dir)
+    last = out_dir / "weights" / "last.pt"
+    resuming = _check_run(Path(data_yaml), out_dir, last, options)
+    _check_device(options.device)
 
     import_ultralytics()
     import ultralytics.utils.torch_utils as torch_utils
@@ -103,9 +122,7 @@ def train(data_yaml: str | Path, out_dir: str | Path, options: TrainOptions = Tr
     # of 200 % CPU on 2 cores).
     torch_utils.NUM_THREADS = max(1, os.cpu_count() or 1)
 
-    out_dir = Path(out_dir)
-    last = out_dir / "weights" / "last.pt"
-    if options.resume and last.exists():
+    if resuming:
         model = YOLO(str(last))
         model.train(resume=True)
     else:
@@ -132,6 +149,55 @@ def train(data_yaml: str | Path, out_dir: str | Path, options: TrainOptions = Tr
         model.train(**kwargs)
     best = out_dir / "weights" / "best.pt"
     return best if best.exists() else last
+
+
+def _check_run(data_yaml: Path, out_dir: Path, last: Path, options: TrainOptions) -> bool:
+    """Refuse runs that would lose work or start from nothing; return whether ``last`` is resumed."""
+    from ..io.writers import OutputExistsError
+
+    if options.resume and last.exists():
+        if _finished(last):
+            raise ConfigError(
+                f"the training run in {out_dir} finished its epochs: there is nothing to resume. Fine-tune from its "
+                f"weights into another folder (weights='{out_dir / 'weights' / 'best.pt'}', CLI --weights), or "
+                "train it again from the start with overwrite=True (CLI --overwrite)."
+            )
+        return True
+    if last.exists() and not options.overwrite:
+        raise OutputExistsError(
+            f"{out_dir} already holds a training run (weights/last.pt); pass --resume (resume=True) to continue "
+            "it, --overwrite (overwrite=True) to replace it, or choose another --out."
+        )
+    if not data_yaml.is_file():
+        raise ConfigError(
+            f"{data_yaml} not found: give the data.yaml of a YOLO dataset (or its folder), e.g. the one written by "
+            "py4dstem_ndpd.training.pseudo_label or build_dataset."
+        )
+    return False
+
+
+def _finished(last: Path) -> bool:
+    """Whether an ultralytics ``last.pt`` is the final, stripped checkpoint of a finished run (epoch -1)."""
+    import torch
+
+    try:
+        ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    except Exception:  # noqa: BLE001 - unreadable: let ultralytics say what is wrong with it
+        return False
+    return isinstance(ckpt, dict) and ckpt.get("epoch", -1) == -1
+
+
+def _check_device(device: str) -> None:
+    """Raise DeviceError for a CUDA device on a machine without one (ultralytics prints diagnostics instead)."""
+    import torch
+
+    from ..exceptions import DeviceError
+
+    if str(device).lower() not in ("cpu", "mps") and not torch.cuda.is_available():
+        raise DeviceError(
+            f"training device {device!r} asks for a CUDA GPU, but none is visible here (torch.cuda.is_available() "
+            "is False); train with device='cpu' (CLI --device cpu)."
+        )
 
 
 def install_weights(src: str | Path, dst: str | Path) -> Path:

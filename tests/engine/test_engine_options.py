@@ -26,7 +26,7 @@ def test_defaults_are_valid():
         ({"postprocess_threads": -1}, "postprocess_threads"),
         ({"progress": "yes"}, "progress must be True or False"),
         ({"chunk_size": 0}, "chunk_size"),
-        ({"resume": True}, "resume=True needs checkpoint_dir"),
+        ({"resume": True}, r"resume=True \(CLI --resume\) needs checkpoint_dir"),
         ({"checkpoint_dir": ""}, "checkpoint_dir must be a directory path"),
         ({"checkpoint_dir": 3}, "checkpoint_dir must be a directory path"),
     ],

@@ -187,3 +187,13 @@ def test_ctrl_c_then_resume_gives_the_uninterrupted_result(tmp_path):
     for rx in range(8):
         for ry in range(8):
             np.testing.assert_array_equal(a.raw[rx, ry].data, b.raw[rx, ry].data)
+
+
+def test_output_must_be_an_emd_file_and_verbose_goes_anywhere(small_npy, tmp_path, capsys):
+    """``-o bv.npy`` would write HDF5 that py4DSTEM.read refuses by its name: refused before any work. ``-v``
+    works before and after the subcommand."""
+    code, err = _run(capsys, ["detect", small_npy, "-o", tmp_path / "bv.npy"])
+    assert code == EXIT_ERROR and "py4DSTEM.read only opens names ending in .h5" in err
+    assert not (tmp_path / "bv.npy").exists()
+    assert build_parser().parse_args(["detect", str(small_npy), "-o", "x.h5", "-v"]).verbose
+    assert build_parser().parse_args(["-v", "info"]).verbose and not build_parser().parse_args(["info"]).verbose
