@@ -92,6 +92,9 @@ def cmd_detect(a) -> int:
         from .baseline import template_matching
         from .io.readers import to_datacube
 
+        if a.weights:
+            logging.getLogger("py4dstem_ndpd.cli").warning("--weights is not used by --backend template")
+
         bv = template_matching(to_datacube(data)).braggvectors
     else:
         from .api import find_Bragg_disks

@@ -64,6 +64,20 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
+def _setting_change(was: str, now: str) -> str:
+    """The settings that differ between two backend-parameter reprs, e.g. ``"; was conf=None, now conf=0.9"``."""
+    import re
+
+    def parts(text: str) -> list[str]:
+        return [t.strip() for t in re.split(r"[(){},]", text) if "=" in t or ":" in t]
+
+    a, b = parts(was), parts(now)
+    gone, new = [t for t in a if t not in b], [t for t in b if t not in a]
+    if not gone and not new:
+        return ""
+    return f"; was {', '.join(gone) or '-'}, now {', '.join(new) or '-'}"
+
+
 class Checkpoint:
     """A checkpoint directory for one run.
 
@@ -119,9 +133,13 @@ class Checkpoint:
                     f"identity.{k}" for k in set(old.get("identity", {})) | set(identity)
                     if old.get("identity", {}).get(k) != manifest["identity"].get(k)
                 )
+                was = old.get("identity", {}).get("backend_params")
+                now = manifest["identity"].get("backend_params")
+                detail = _setting_change(was, now) if isinstance(was, str) and isinstance(now, str) else ""
                 raise ConfigError(
-                    f"{self.directory} holds the checkpoint of a different run (differs in: {', '.join(diff)}); "
-                    "resume with the same data, backend, parameters and chunk_size, or use another checkpoint_dir"
+                    f"{self.directory} holds the checkpoint of a different run (differs in: {', '.join(diff)}"
+                    f"{detail}); resume with the same data, backend, parameters and chunk_size, or use another "
+                    "checkpoint_dir"
                 )
         else:
             _atomic_write(mpath, lambda fh: fh.write(json.dumps(manifest, indent=1, sort_keys=True).encode()))

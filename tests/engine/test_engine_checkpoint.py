@@ -56,7 +56,8 @@ def test_checkpointed_run_writes_every_chunk_and_resumes_without_work(sim, refer
 def test_resume_refuses_another_run(sim, tmp_path):
     ck = tmp_path / "ck"
     BatchRunner(LocalMaxima(), _opts(ck)).run(sim.data)
-    with pytest.raises(ConfigError, match="different run .*identity.backend_params"):
+    with pytest.raises(ConfigError, match="different run .*identity.backend_params; was .*'sigma': 1.0.*now "
+                                          ".*'sigma': 2.0"):
         BatchRunner(LocalMaxima(sigma=2.0), _opts(ck, resume=True)).run(sim.data)
     other = sim.data.copy()
     other[0, 0] += 1
