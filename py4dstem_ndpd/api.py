@@ -83,20 +83,12 @@ def find_Bragg_disks(  # noqa: N802 - py4DSTEM's name, on purpose
     inp = load_input(data, dataset_path=dataset_path, scan_shape=scan_shape)  # opened once, passed on as is
     peaks = detect_scan(inp, options=options, weights=weights, engine=engine, distributed=distributed,
                         progress=progress)
-    if _is_datacube(data) and tuple(data.Rshape) == tuple(peaks.scan_shape):
+    if inp.format == "datacube" and inp is not data and tuple(data.Rshape) == tuple(peaks.scan_shape):
         # as py4DSTEM does: the vectors join the datacube's tree and share its calibration
         bv = to_braggvectors(peaks, data.calibration)
         data.attach(bv)
         return bv
     return to_braggvectors(peaks, inp.calibration)
-
-
-def _is_datacube(data) -> bool:
-    try:
-        import py4DSTEM
-    except ImportError:  # pragma: no cover - py4DSTEM is a dependency
-        return False
-    return isinstance(data, py4DSTEM.DataCube)
 
 
 def _as_options(value, cls, what: str):

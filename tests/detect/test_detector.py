@@ -118,6 +118,13 @@ def test_datacube_gets_the_vectors_as_py4dstem_leaves_them(si_scan, tmp_path, ca
     # numpy input: nothing to attach to, an own calibration with the data's pixel sizes
     arr = find_Bragg_disks(si_scan.data[:2, :2], options=FAST, progress=False)
     assert arr.calibration.get_Q_pixel_units() == "pixels" and not any(arr.calstate.values())
+    # a DataCube opened with load_input first: the InputData passes through, the DataCube is not touched
+    from py4dstem_ndpd.io.readers import load_input
+
+    other = _fresh_datacube(si_scan)
+    via = find_Bragg_disks(load_input(other), options=FAST, progress=False)
+    assert via.root is not other.root and via.calibration.get_Q_pixel_size() == pytest.approx(
+        si_scan.truth.calibration.q_pixel_size)
 
 
 @pytest.mark.parametrize("options, match", [({"conff": 0.3}, "unknown options"), (0.3, "must be a DetectOptions")])
