@@ -124,6 +124,7 @@ def train(data_yaml: str | Path, out_dir: str | Path, options: TrainOptions = Tr
 
     if resuming:
         model = YOLO(str(last))
+        model.add_callback("on_fit_epoch_end", _log_epoch)
         model.train(resume=True)
     else:
         if options.weights:
@@ -146,9 +147,27 @@ def train(data_yaml: str | Path, out_dir: str | Path, options: TrainOptions = Tr
         kwargs["lr0"] = options.lr0 or (0.002 if options.optimizer == "AdamW" else 0.01)
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "train_options.json").write_text(json.dumps(asdict(options), indent=2))
+        model.add_callback("on_fit_epoch_end", _log_epoch)
         model.train(**kwargs)
     best = out_dir / "weights" / "best.pt"
     return best if best.exists() else last
+
+
+def _log_epoch(trainer) -> None:
+    """One log line per epoch (ultralytics' own output is off, ``YOLO_VERBOSE=False``): losses and val metrics.
+
+    ultralytics runs ``on_fit_epoch_end`` once more after its final validation (``trainer.epoch`` one past the last
+    epoch, or the last one again after an early stop); that call is not an epoch."""
+    if trainer.epoch >= trainer.epochs or getattr(trainer, "_ndpd_logged_epoch", None) == trainer.epoch:
+        return
+    trainer._ndpd_logged_epoch = trainer.epoch
+    try:
+        values = dict(trainer.label_loss_items(trainer.tloss, prefix="train")) if trainer.tloss is not None else {}
+        values.update(trainer.metrics or {})
+        text = ", ".join(f"{k.replace('metrics/', '').replace('(B)', '')} {float(v):.4g}" for k, v in values.items())
+    except Exception as err:  # noqa: BLE001 - a log line must never stop a training run
+        text = f"(metrics unavailable: {err})"
+    logger.info("epoch %d/%d: %s", trainer.epoch + 1, trainer.epochs, text)
 
 
 def _check_run(data_yaml: Path, out_dir: Path, last: Path, options: TrainOptions) -> bool:

@@ -1,6 +1,8 @@
 """Training and pseudo-labelling never lose a user's work, never start from nothing by mistake, never go online."""
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -14,16 +16,38 @@ from py4dstem_ndpd.training.pseudolabels import pseudo_label
 TINY = dict(epochs=1, batch=2, imgsz=128)
 
 
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("train")
     yaml = build_dataset(base / "data", DatasetSpec(n_train=4, n_val_random=2, n_val_presets=0, size=128), progress=False)
-    train(yaml, base / "run", TrainOptions(**TINY))
-    return yaml, base / "run"
+    records, log = _Records(), logging.getLogger("py4dstem_ndpd.training.train")
+    log.addHandler(records)
+    level, log.level = log.level, logging.INFO
+    try:
+        train(yaml, base / "run", TrainOptions(**TINY))
+    finally:
+        log.removeHandler(records)
+        log.setLevel(level)
+    return yaml, base / "run", records.lines
+
+
+def test_every_epoch_logs_its_losses_and_metrics(finished_run):
+    lines = [m for m in finished_run[2] if m.startswith("epoch ")]
+    assert len(lines) == 1 and lines[0].startswith("epoch 1/1: ")
+    assert "train/box_loss" in lines[0] and "mAP50" in lines[0]
 
 
 def test_a_finished_run_is_neither_resumed_online_nor_overwritten(finished_run, no_network):
-    yaml, run = finished_run
+    yaml, run, _ = finished_run
     with pytest.raises(ConfigError, match="finished its epochs: there is nothing to resume"):
         train(yaml, run, TrainOptions(**TINY, resume=True))
     with pytest.raises(OutputExistsError, match="already holds a training run.*--overwrite"):
