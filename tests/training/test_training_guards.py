@@ -31,7 +31,8 @@ def finished_run(tmp_path_factory):
     yaml = build_dataset(base / "data", DatasetSpec(n_train=4, n_val_random=2, n_val_presets=0, size=128), progress=False)
     records, log = _Records(), logging.getLogger("py4dstem_ndpd.training.train")
     log.addHandler(records)
-    level, log.level = log.level, logging.INFO
+    level = log.level
+    log.setLevel(logging.INFO)  # setLevel, not an assignment: it clears the logger's cached isEnabledFor answers
     try:
         train(yaml, base / "run", TrainOptions(**TINY))
     finally:
